@@ -1,0 +1,128 @@
+"""Checkpoint files: atomic writes, ``weights_only`` loads, strict key matching.
+
+A checkpoint is a dict with ``kind`` ("ann" or "snn"), ``format`` (an int), ``config`` (plain
+types only) and ``model_state``. It is written to a temporary file in the same folder, flushed and
+then renamed, so a killed run never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+FORMAT = 1
+STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(tmp_path)`` and then rename the temporary file onto ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write a text file atomically."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def save_checkpoint(obj: dict, path: str) -> None:
+    """Save a checkpoint dict atomically with :func:`torch.save`."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file (provenance of checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str, kind: str | None = None) -> dict:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` and check its kind.
+
+    Args:
+        path: the file.
+        kind: "ann" or "snn" to require that kind, or None for either.
+
+    Raises:
+        UserError: missing file, unreadable/corrupt file, not an ann2snn checkpoint, or the wrong kind.
+    """
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "checkpoint.pt")):
+        path = os.path.join(path, "checkpoint.pt")
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or not a torch file
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a readable checkpoint (corrupt or truncated?): {msg}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("ann", "snn") or "model_state" not in ckpt:
+        raise UserError(f"{path} is not an ann2snn checkpoint (made by train-ann or convert)")
+    if ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} has checkpoint format {ckpt.get('format')!r}; this ann2snn reads format {FORMAT}")
+    if kind is not None and ckpt["kind"] != kind:
+        made_by = {"ann": "train-ann", "snn": "convert"}
+        raise UserError(f"{path} is an {ckpt['kind'].upper()} checkpoint, but an {kind.upper()} checkpoint "
+                        f"(from `ann2snn {made_by[kind]}`) is needed here")
+    ckpt["path"] = path
+    return ckpt
+
+
+def strip_prefixes(state: dict) -> dict:
+    """Remove ``module.`` / ``_orig_mod.`` prefixes left by DDP, DataParallel or torch.compile."""
+    out = {}
+    for k, v in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in STRIPPED_PREFIXES:
+                if k.startswith(p):
+                    k, changed = k[len(p):], True
+        out[k] = v
+    return out
+
+
+def load_state_strict(model: nn.Module, state: dict, source: str = "checkpoint") -> None:
+    """Load ``state`` into ``model`` with every key matched, after stripping prefixes.
+
+    Raises:
+        UserError: naming the first missing / unexpected keys or a shape mismatch.
+    """
+    state = strip_prefixes(state)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:3]}" + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:3]}" + (f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""))
+        raise UserError(f"{source} does not match the model: {'; '.join(parts)}")
+    for k, v in state.items():
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise UserError(f"{source} does not match the model: {k} has shape {tuple(v.shape)}, "
+                            f"the model expects {tuple(own[k].shape)}")
+    model.load_state_dict(state, strict=True)

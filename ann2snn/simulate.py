@@ -1,0 +1,85 @@
+"""Run ANNs and converted SNNs over a dataset and count correct predictions.
+
+SNN simulation (DESIGN §3): the analog image is the input current at every step (direct
+encoding); the last Linear stays analog and its outputs are summed over steps; the prediction at
+step t is the argmax of the sum over steps 1..t. Because the network is causal, one simulation of
+``T_max`` steps gives the accuracy at every ``t <= T_max``, identical to separate runs. Every
+neuron's membrane potential is reset for each batch, and everything runs under
+``torch.inference_mode()``, so memory does not grow with T.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .neurons import MultiBitIF
+
+
+def neurons_of(model: nn.Module) -> list[MultiBitIF]:
+    """All spiking neurons of ``model``, in module order."""
+    return [m for m in model.modules() if isinstance(m, MultiBitIF)]
+
+
+def reset_neurons(model: nn.Module) -> None:
+    """Reset the membrane potential of every neuron (start of a new batch)."""
+    for n in neurons_of(model):
+        n.reset()
+
+
+def set_mode(model: nn.Module, mode: str) -> None:
+    """Switch every neuron to ``"snn"`` (spiking) or ``"ann"`` (runs its source activation)."""
+    if mode not in ("snn", "ann"):
+        raise ValueError(f"mode must be 'snn' or 'ann', got {mode!r}")
+    for n in neurons_of(model):
+        n.mode = mode
+
+
+@torch.inference_mode()
+def evaluate_ann(model: nn.Module, batches: Iterable, progress: bool = False) -> tuple[int, int]:
+    """Count correct top-1 predictions of an ANN (or a converted net in ANN mode).
+
+    ``batches`` yields ``(x [B, 3, H, W], y [B])``. Returns ``(correct, total)``.
+    """
+    model.eval()
+    correct = total = 0
+    for x, y in tqdm(batches, desc="ANN", leave=False, disable=not progress):
+        correct += int((model(x).argmax(1) == y).sum())
+        total += len(y)
+    return correct, total
+
+
+@torch.inference_mode()
+def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = False) -> tuple[torch.Tensor, int]:
+    """Simulate a converted SNN for ``T`` steps on every batch, in one pass.
+
+    Args:
+        model: a converted network (neurons in ``"snn"`` mode).
+        batches: yields ``(x [B, 3, H, W], y [B])``; ``x`` is fed as the current at every step.
+        T: number of time steps (>= 1).
+
+    Returns:
+        ``(correct [T] int64, total)``: ``correct[t-1]`` counts samples whose accumulated logits
+        after steps 1..t have the right argmax. Accuracy at t is ``correct[t-1] / total``, a count
+        over all samples, so it does not depend on the batch size.
+    """
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    model.eval()
+    correct = torch.zeros(T, dtype=torch.int64)
+    total = 0
+    for x, y in tqdm(batches, desc=f"SNN T={T}", leave=False, disable=not progress):
+        reset_neurons(model)
+        acc = None
+        hits = torch.zeros(T, dtype=torch.int64, device=y.device)
+        for t in range(T):
+            out = model(x)
+            acc = out if acc is None else acc + out
+            hits[t] = (acc.argmax(1) == y).sum()
+        correct += hits.cpu()
+        total += len(y)
+    reset_neurons(model)
+    return correct, total

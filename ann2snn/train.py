@@ -1,0 +1,155 @@
+"""Train a quantization-clip ANN (QCFS or matched activation) on CIFAR, with exact resume.
+
+Defaults follow QCFS for CIFAR (Bu et al., ICLR 2022): SGD with momentum 0.9, lr 0.1, weight decay
+5e-4 on every parameter, cosine schedule over all epochs, batch 128, 300 epochs. Each epoch ends
+with a test evaluation, an atomically written checkpoint (weights, λs, optimizer, scheduler, RNG
+state, full config) and an atomically rewritten ``metrics.csv``. The last epoch's checkpoint is the
+one that is converted: nothing is selected on the test set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .ann import build_ann
+from .checkpoint import FORMAT, atomic_write_text, load_checkpoint, load_state_strict, save_checkpoint
+from .data import CifarBatches, balanced_subset, dataset_info, load_split
+from .errors import UserError
+from .simulate import evaluate_ann
+
+DEFAULTS = {
+    "arch": "vgg16", "dataset": "cifar10", "activation": "qcfs", "levels": 4, "int_bits": 1, "frac_bits": 3,
+    "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+    "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
+    "data_dir": "./data", "skip_md5": False, "download": False,
+}
+#: config keys that may differ when resuming (they do not change what is computed)
+RESUME_FREE = {"data_dir", "download", "skip_md5"}
+
+CKPT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.csv"
+
+
+def load_data(config: dict):
+    """Train and test batches for a config (train subset / test subset applied)."""
+    info = dataset_info(config["dataset"])
+    xtr, ytr = load_split(config["dataset"], config["data_dir"], True, config["download"], config["skip_md5"])
+    xte, yte = load_split(config["dataset"], config["data_dir"], False, config["download"], config["skip_md5"])
+    if config.get("subset"):
+        idx = balanced_subset(ytr, config["subset"], config["seed"], info.num_classes)
+        xtr, ytr = xtr[idx], ytr[idx]
+    if config.get("test_subset"):
+        idx = balanced_subset(yte, config["test_subset"], 0, info.num_classes)
+        xte, yte = xte[idx], yte[idx]
+    train = CifarBatches(xtr, ytr, info, config["batch_size"], config["augment"], shuffle=True, seed=config["seed"])
+    test = CifarBatches(xte, yte, info, 500)
+    return train, test
+
+
+def _check_config(config: dict) -> None:
+    for key in ("epochs", "batch_size"):
+        if not (isinstance(config[key], int) and config[key] >= 1):
+            raise UserError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {config[key]!r}")
+    if not config["lr"] > 0:
+        raise UserError(f"--lr must be > 0, got {config['lr']}")
+    if config["weight_decay"] < 0:
+        raise UserError(f"--weight-decay must be >= 0, got {config['weight_decay']}")
+
+
+def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
+              stop_after: int | None = None, progress: bool = True) -> str:
+    """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
+
+    Args:
+        config: run settings; missing keys take :data:`DEFAULTS`.
+        out_dir: run folder; holds ``checkpoint.pt`` and ``metrics.csv``.
+        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
+        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
+        stop_after: stop after this many epochs in total (used to emulate a killed run).
+
+    Raises:
+        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
+            (or none with it), or explicit settings that contradict the run being resumed.
+    """
+    config = {**DEFAULTS, **config}
+    ckpt_path = os.path.join(out_dir, CKPT_NAME)
+    state = None
+    if resume:
+        if not os.path.isfile(ckpt_path):
+            raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
+        state = load_checkpoint(ckpt_path, kind="ann")
+        stored = state["config"]
+        clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and config[k] != stored[k]]
+        if clash:
+            k = sorted(clash)[0]
+            raise UserError(f"--{k.replace('_', '-')} {config[k]} differs from the resumed run's {stored[k]}; "
+                            "a resumed run keeps its settings (drop the flag, or start a new --out)")
+        config = {**stored, **{k: config[k] for k in RESUME_FREE}}
+    elif os.path.exists(ckpt_path):
+        raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    _check_config(config)
+
+    torch.manual_seed(config["seed"])
+    model = build_ann(config)
+    train, test = load_data(config)
+    if config["lambda_init"] == "auto" and state is None:
+        from .lambda_init import init_lambda_from_data
+        init_lambda_from_data(model, train)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                                weight_decay=config["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    metrics: list[dict] = []
+    start = 0
+    if state is not None:
+        load_state_strict(model, state["model_state"], source=ckpt_path)
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        torch.set_rng_state(state["rng_state"])
+        metrics = list(state["metrics"])
+        start = state["epoch"]
+        if start >= config["epochs"]:
+            print(f"run in {out_dir} is already complete ({start} epochs)")
+            return ckpt_path
+
+    loss_fn = nn.CrossEntropyLoss()
+    end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
+    for epoch in range(start, end):
+        t0 = time.time()
+        model.train()
+        train.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum = 0.0
+        correct = seen = 0
+        bar = tqdm(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not progress, leave=False)
+        for x, y in bar:
+            out = model(x)
+            loss = loss_fn(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        scheduler.step()
+        test_correct, test_total = evaluate_ann(model, test)
+        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+               "test_acc": test_correct / test_total, "lr": lr, "seconds": time.time() - t0}
+        metrics.append(row)
+        save_checkpoint({
+            "kind": "ann", "format": FORMAT, "config": config, "epoch": epoch + 1,
+            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
+            "metrics": metrics, "complete": epoch + 1 == config["epochs"],
+        }, ckpt_path)
+        atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
+                       f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
+    return ckpt_path
