@@ -89,6 +89,115 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
     click.echo(f"ANN checkpoint: {path}")
 
 
+def parse_neuron_spec(spec: str) -> dict:
+    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments for :func:`ann2snn.snn.neuron_settings`."""
+    name, _, bits = spec.partition(":")
+    if name not in ("if", "mbif") or (bits and name == "if"):
+        raise UserError(f"bad --neuron {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
+    if not bits:
+        return {"neuron": name}
+    m, plus, n = bits.partition("+")
+    if not (plus and m.isdigit() and n.isdigit()):
+        raise UserError(f"bad --neuron {spec!r}: bits are written M+N, e.g. mbif:1+3")
+    return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
+
+
+@cli.command("convert")
+@click.option("--checkpoint", required=True, help="ANN checkpoint from train-ann (file or run folder).")
+@click.option("--neuron", type=click.Choice(["if", "mbif"]), default="mbif", show_default=True,
+              help="if = MBIF(1,0). mbif defaults to 1+3, or to a matched ANN's own bits.")
+@click.option("--int-bits", type=int, default=None, help="m (mbif only).")
+@click.option("--frac-bits", type=int, default=None, help="n (mbif only).")
+@click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
+              show_default=True, help="Initial membrane potential: q/2, θ/2 or 0.")
+@click.option("--out", required=True, help="SNN checkpoint file to write.")
+def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, out):
+    """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
+    from ann2snn.snn import convert_checkpoint
+
+    ckpt = convert_checkpoint(checkpoint, {"neuron": neuron, "int_bits": int_bits, "frac_bits": frac_bits,
+                                           "v_init": v_init}, out)
+    c = ckpt["conversion"]
+    n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
+    click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}, "
+               f"v_init {c['v_init']})")
+
+
+@cli.command("sweep")
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True,
+              help="SNN checkpoint (repeat for several); or an ANN checkpoint together with --neuron.")
+@click.option("--T", "T_text", default="4,16,64,128", show_default=True, help="Time steps to report.")
+@click.option("--neuron", "neurons", multiple=True,
+              help="For ANN checkpoints: convert in memory to if | mbif | mbif:M+N (repeatable).")
+@click.option("--v-init", "v_inits", multiple=True, type=click.Choice(["half-lsb", "half-threshold", "zero"]),
+              help="For ANN checkpoints: v_init(s) to convert with (repeatable; default half-lsb).")
+@data_options
+@click.option("--batch-size", type=int, default=500, show_default=True)
+@click.option("--subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, out, quiet):
+    """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
+    from ann2snn.ann import load_ann
+    from ann2snn.checkpoint import file_sha256, load_checkpoint
+    from ann2snn.snn import convert_ann, load_snn, neuron_settings
+    from ann2snn.sweep import build_row, parse_T, provenance, sweep_model, test_batches, write_tables
+
+    T_list = parse_T(T_text)
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    specs = [parse_neuron_spec(s) for s in neurons]
+    v_inits_given = v_inits
+    v_inits = list(v_inits) or ["half-lsb"]
+    models = []  # (label, loader) pairs, validated before any simulation starts
+    for path in checkpoints:
+        kind = load_checkpoint(path)["kind"]
+        if kind == "snn":
+            models.append((path, lambda path=path: load_snn(path)))
+            continue
+        if not specs:
+            raise UserError(f"{path} is an ANN checkpoint: convert it first, or pass --neuron (e.g. --neuron if --neuron mbif:1+3)")
+        ann, ckpt = load_ann(path)
+        seen = set()
+        for spec in specs:
+            for v_init in v_inits:
+                settings = neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec)
+                key = (settings["int_bits"], settings["frac_bits"],
+                       "half-lsb" if settings["neuron"] == "if" and v_init == "half-threshold" else v_init)
+                if key in seen:  # IF: half-threshold == half-lsb (both θ/2)
+                    continue
+                seen.add(key)
+                fake = {**ckpt, "conversion": settings, "source": {"path": ckpt["path"], "sha256": None,
+                                                                  "epoch": ckpt.get("epoch")}}
+                models.append((path, lambda ann=ann, s=settings, f=fake: (convert_ann(ann, s), f)))
+    if (specs or list(v_inits_given)) and all(load_checkpoint(p)["kind"] == "snn" for p in checkpoints):
+        raise UserError("--neuron / --v-init convert ANN checkpoints in memory, but every --checkpoint is an "
+                        "SNN checkpoint; drop them")
+    rows, curves, data_cache = [], [], {}
+    for path, load in models:
+        snn, ckpt = load()
+        cfg, conv = ckpt["config"], ckpt["conversion"]
+        if cfg["dataset"] not in data_cache:
+            data_cache[cfg["dataset"]] = test_batches(cfg, data_dir, batch_size, subset, download, skip_md5)
+        result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet)
+        epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
+        row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
+        rows.append(row)
+        sha = file_sha256(ckpt["path"])
+        curves.append({**row, "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
+                       "snn_seconds": round(result["snn_seconds"], 2), "checkpoint": ckpt["path"],
+                       "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
+                       "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,
+                       "train_config": cfg, "conversion": conv})
+        click.echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
+                   + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
+    paths = write_tables(rows, curves, provenance(), out, T_list)
+    import pandas as pd
+
+    click.echo(pd.DataFrame(rows).to_markdown(index=False))
+    click.echo("wrote " + ", ".join(paths))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for any user error, printed on one line)."""
     try:

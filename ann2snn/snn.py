@@ -1,0 +1,90 @@
+"""Converted-SNN checkpoints: choose neuron settings, save, and load back strictly."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import nn
+
+from .ann import build_ann, load_ann
+from .checkpoint import FORMAT, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
+from .convert import convert
+from .errors import UserError
+from .neurons import V_INIT_MODES
+from .quantizer import check_bits
+from .simulate import neurons_of
+
+EXAMPLE_SHAPE = (1, 3, 32, 32)
+
+
+def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, frac_bits: int | None = None,
+                    v_init: str = "half-lsb", warn=None) -> dict:
+    """Resolve ``--neuron if|mbif`` and optional bits against the source ANN.
+
+    IF is MBIF(1, 0). ``mbif`` defaults to 1+3 (the seed's), or to the ANN's own bits when the ANN
+    uses the matched activation. Converting a matched ANN to other bits, or to IF, is allowed with
+    one warning line: the T = 1 identity then no longer holds.
+
+    Raises:
+        UserError: unknown neuron or v_init, bits given with ``if``, or bits out of range.
+    """
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    if v_init not in V_INIT_MODES:
+        raise UserError(f"unknown --v-init {v_init!r}: use one of {', '.join(V_INIT_MODES)}")
+    matched = ann_config.get("activation") == "matched"
+    if neuron == "if":
+        if (int_bits not in (None, 1)) or (frac_bits not in (None, 0)):
+            raise UserError("--neuron if is MBIF(1,0): drop --int-bits/--frac-bits, or use --neuron mbif")
+        m, n = 1, 0
+    elif neuron == "mbif":
+        default = (ann_config["int_bits"], ann_config["frac_bits"]) if matched else (1, 3)
+        m = default[0] if int_bits is None else int_bits
+        n = default[1] if frac_bits is None else frac_bits
+    else:
+        raise UserError(f"unknown neuron {neuron!r}: use 'if' or 'mbif'")
+    check_bits(m, n)
+    if matched and (m, n) != (ann_config["int_bits"], ann_config["frac_bits"]):
+        warn(f"the ANN was trained with the matched {ann_config['int_bits']}+{ann_config['frac_bits']} activation; "
+             f"converting to {m}+{n} loses the exact T=1 identity")
+    return {"neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n, "v_init": v_init}
+
+
+def convert_ann(ann: nn.Module, settings: dict) -> nn.Module:
+    """Convert a loaded ANN with :func:`neuron_settings`' output."""
+    return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"])
+
+
+def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str) -> dict:
+    """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
+
+    The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
+    Returns the saved checkpoint dict.
+    """
+    ann, ckpt = load_ann(ann_path)
+    settings = neuron_settings(ann_config=ckpt["config"], **settings_args)
+    snn = convert_ann(ann, settings)
+    out = {
+        "kind": "snn", "format": FORMAT, "config": ckpt["config"], "conversion": settings,
+        "source": {"path": ckpt["path"], "sha256": file_sha256(ckpt["path"]), "epoch": ckpt.get("epoch"),
+                   "complete": ckpt.get("complete"), "metrics": ckpt.get("metrics", [])[-1:]},
+        "model_state": snn.state_dict(),
+    }
+    save_checkpoint(out, out_path)
+    return out
+
+
+def load_snn(path: str) -> tuple[nn.Module, dict]:
+    """Rebuild a converted SNN from its checkpoint, strictly (every key, every θ > 0).
+
+    Raises:
+        UserError: missing/corrupt file, an ANN checkpoint, unmatched keys or a θ <= 0.
+    """
+    ckpt = load_checkpoint(path, kind="snn")
+    settings = ckpt["conversion"]
+    skeleton = build_ann(ckpt["config"]).eval()
+    snn = convert(skeleton, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"])
+    load_state_strict(snn, ckpt["model_state"], source=ckpt["path"])
+    for neuron in neurons_of(snn):
+        neuron.check_theta()
+    return snn.eval(), ckpt
