@@ -20,13 +20,44 @@ FORMAT = 1
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
 
 
+def check_output_file(path: str, what: str = "--out") -> None:
+    """Raise UserError unless ``path`` can become a file (it is not a folder, its parent is not a file)."""
+    if os.path.isdir(path):
+        raise UserError(f"{what} {path} is a folder; give a file name, e.g. {os.path.join(path, 'snn.pt')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise UserError(f"{what} {path}: {parent} is a file, not a folder")
+
+
+def check_output_dir(path: str, what: str = "--out") -> None:
+    """Raise UserError if ``path`` (or a parent of it) exists and is not a folder."""
+    p = os.path.abspath(path)
+    while p and not os.path.exists(p):
+        p = os.path.dirname(p)
+    if p and not os.path.isdir(p):
+        raise UserError(f"{what} {path} must be a folder, but {p} is a file")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)`` and then rename the temporary file onto ``path``."""
+    """Call ``write(tmp_path)`` and then rename the temporary file onto ``path``.
+
+    The temporary file lies in the same folder (so the rename is atomic) and gets the usual
+    permissions (0666 less the umask), as a plain ``open`` would give.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -47,7 +78,10 @@ def atomic_write_text(path: str, text: str) -> None:
 
 def save_checkpoint(obj: dict, path: str) -> None:
     """Save a checkpoint dict atomically with :func:`torch.save`."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: torch names the archive itself
+            torch.save(obj, f)
+    atomic_write(path, write)
 
 
 def file_sha256(path: str) -> str:
@@ -76,7 +110,11 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or not a torch file
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        if "Weights only load failed" in text:
+            msg = "it holds Python objects that a safe weights-only load refuses"
+        else:
+            msg = text.splitlines()[0] if text else type(e).__name__
         raise UserError(f"{path} is not a readable checkpoint (corrupt or truncated?): {msg}") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("ann", "snn") or "model_state" not in ckpt:
         raise UserError(f"{path} is not an ann2snn checkpoint (made by train-ann or convert)")
@@ -100,6 +138,8 @@ def strip_prefixes(state: dict) -> dict:
             for p in STRIPPED_PREFIXES:
                 if k.startswith(p):
                     k, changed = k[len(p):], True
+        if k in out:
+            raise UserError(f"checkpoint holds key {k!r} twice (with and without a module./_orig_mod. prefix)")
         out[k] = v
     return out
 

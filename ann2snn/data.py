@@ -92,6 +92,8 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
         raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check ({e}).{hint}") from None
     except OSError as e:  # download failures
         raise UserError(f"could not get {name} into {folder}: {e}") from None
+    except Exception as e:  # a corrupt file that skipped the MD5 check
+        raise UserError(f"{name} in {folder} could not be read ({type(e).__name__}: {e}); re-fetch the files") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)
     return images, labels

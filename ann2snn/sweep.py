@@ -100,7 +100,7 @@ def provenance(argv: list[str] | None = None) -> dict:
 
     from . import __version__
     return {
-        "command": " ".join(["ann2snn"] + list(argv if argv is not None else sys.argv[1:])),
+        "command": " ".join(["ann2snn"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])]),
         "git_commit": commit, "git_dirty": dirty, "ann2snn": __version__, "python": platform.python_version(),
         "torch": torch.__version__, "torchvision": torchvision.__version__, "platform": platform.platform(),
         "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -77,6 +77,9 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
             (or none with it), or explicit settings that contradict the run being resumed.
     """
+    from .checkpoint import check_output_dir
+
+    check_output_dir(out_dir)
     config = {**DEFAULTS, **config}
     ckpt_path = os.path.join(out_dir, CKPT_NAME)
     state = None

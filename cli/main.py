@@ -113,8 +113,15 @@ def parse_neuron_spec(spec: str) -> dict:
 @click.option("--out", required=True, help="SNN checkpoint file to write.")
 def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, out):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
+    import os
+
+    from ann2snn.checkpoint import check_output_file
     from ann2snn.snn import convert_checkpoint
 
+    check_output_file(out)
+    src = os.path.join(checkpoint, "checkpoint.pt") if os.path.isdir(checkpoint) else checkpoint
+    if os.path.exists(out) and os.path.exists(src) and os.path.samefile(src, out):
+        raise UserError(f"--out {out} is the ANN checkpoint itself; write the SNN to another file")
     ckpt = convert_checkpoint(checkpoint, {"neuron": neuron, "int_bits": int_bits, "frac_bits": frac_bits,
                                            "v_init": v_init}, out)
     c = ckpt["conversion"]
@@ -143,7 +150,10 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
     from ann2snn.snn import convert_ann, load_snn, neuron_settings
     from ann2snn.sweep import build_row, parse_T, provenance, sweep_model, test_batches, write_tables
 
+    from ann2snn.checkpoint import check_output_dir
+
     T_list = parse_T(T_text)
+    check_output_dir(out)
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     specs = [parse_neuron_spec(s) for s in neurons]
@@ -191,7 +201,8 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
                        "train_config": cfg, "conversion": conv})
         click.echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
                    + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
-    paths = write_tables(rows, curves, provenance(), out, T_list)
+    argv = (click.get_current_context().obj or {}).get("argv")
+    paths = write_tables(rows, curves, provenance(argv), out, T_list)
     import pandas as pd
 
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
@@ -200,8 +211,12 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for any user error, printed on one line)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="ann2snn", standalone_mode=False)
+        cli.main(args=[str(a) for a in argv], prog_name="ann2snn", standalone_mode=False, obj={"argv": argv})
+    except click.exceptions.NoArgsIsHelpError as e:  # bare `ann2snn`: show the help
+        click.echo(e.ctx.get_help())
+        return 0
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:

@@ -1,0 +1,26 @@
+"""Shared pytest fixtures."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNPACK_CIFAR = os.path.join(REPO_ROOT, "..", "shared", "data", "unpack_cifar.py")
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(tmp_path_factory):
+    """A data folder holding the real CIFAR-10 (``cifar-10-batches-py/``), unpacked once per session.
+
+    Uses ``<repo root>/../shared/data/unpack_cifar.py`` (about 6 s); skips when that script is absent.
+    """
+    if not os.path.isfile(UNPACK_CIFAR):
+        pytest.skip(f"real CIFAR-10 is not available: {os.path.normpath(UNPACK_CIFAR)} is missing")
+    dest = tmp_path_factory.mktemp("cifar10")
+    result = subprocess.run([sys.executable, UNPACK_CIFAR, str(dest), "cifar10"], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"unpack_cifar.py failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    assert os.path.isfile(os.path.join(dest, "cifar-10-batches-py", "test_batch"))
+    return str(dest)
