@@ -52,14 +52,34 @@ def evaluate_ann(model: nn.Module, batches: Iterable, progress: bool = False) ->
     return correct, total
 
 
+class Observer:
+    """Base class for things that watch a simulation (diagnostics, operation counts).
+
+    An observer typically registers forward hooks on the neurons in its constructor (a hook sees
+    the spike value ``s_t`` of one step; the count is ``k_t = round(s_t / q)``); the simulation
+    calls the three methods below around them. All default to doing nothing.
+    """
+
+    def begin_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """A new batch ``x [B, 3, H, W]`` starts (neurons were just reset)."""
+
+    def end_step(self, t: int) -> None:
+        """Step ``t`` (0-based) of the current batch is done."""
+
+    def end_batch(self) -> None:
+        """The current batch is done."""
+
+
 @torch.inference_mode()
-def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = False) -> tuple[torch.Tensor, int]:
+def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = False,
+                 observers: Iterable[Observer] = ()) -> tuple[torch.Tensor, int]:
     """Simulate a converted SNN for ``T`` steps on every batch, in one pass.
 
     Args:
         model: a converted network (neurons in ``"snn"`` mode).
         batches: yields ``(x [B, 3, H, W], y [B])``; ``x`` is fed as the current at every step.
         T: number of time steps (>= 1).
+        observers: :class:`Observer` objects told when batches and steps begin and end.
 
     Returns:
         ``(correct [T] int64, total)``: ``correct[t-1]`` counts samples whose accumulated logits
@@ -73,12 +93,18 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
     total = 0
     for x, y in tqdm(batches, desc=f"SNN T={T}", leave=False, disable=not progress):
         reset_neurons(model)
+        for obs in observers:
+            obs.begin_batch(x, y)
         acc = None
         hits = torch.zeros(T, dtype=torch.int64, device=y.device)
         for t in range(T):
             out = model(x)
             acc = out if acc is None else acc + out
             hits[t] = (acc.argmax(1) == y).sum()
+            for obs in observers:
+                obs.end_step(t)
+        for obs in observers:
+            obs.end_batch()
         correct += hits.cpu()
         total += len(y)
     reset_neurons(model)
