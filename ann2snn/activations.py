@@ -151,4 +151,6 @@ def activation_factory(activation: str, levels: int = 4, int_bits: int = 1, frac
     if activation == "matched":
         MatchedQuant(int_bits, frac_bits, lambda_init)
         return lambda: MatchedQuant(int_bits, frac_bits, lambda_init)
-    raise UserError(f"unknown activation {activation!r}: use 'qcfs' or 'matched'")
+    if activation == "relu":  # a plain ReLU network, converted with calibrated thresholds
+        return nn.ReLU
+    raise UserError(f"unknown activation {activation!r}: use 'qcfs', 'matched' or 'relu'")

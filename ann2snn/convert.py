@@ -48,31 +48,50 @@ class _FunctionalActivationSpy(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func in FOREIGN_FUNCTIONS:
-            self.calls.append(_caller(func))
+            where = _caller(func)
+            if where is not None:
+                self.calls.append(where)
         return func(*args, **(kwargs or {}))
 
 
-def _caller(func) -> str:
-    """'file:line (code)' of the user frame that called ``func``."""
-    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
-    for frame in reversed(traceback.extract_stack()[:-2]):
-        path = os.path.abspath(frame.filename)
-        if path.startswith(torch_dir) or path in _OWN_FILES:
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+_TORCH_MODULES_DIR = os.path.join(_TORCH_DIR, "nn", "modules")
+
+
+def _caller(func) -> str | None:
+    """'file:line (code)' of the user frame that called ``func``; None when the direct caller is
+    a ``torch.nn`` module's forward (an ``nn.ReLU`` module: found by module type instead)."""
+    frames = [f for f in reversed(traceback.extract_stack()[:-2]) if os.path.abspath(f.filename) not in _OWN_FILES]
+    dispatch = (os.path.join(_TORCH_DIR, "overrides.py"), os.path.join(_TORCH_DIR, "nn", "functional.py"))
+    frames = [f for f in frames if os.path.abspath(f.filename) not in dispatch]
+    if frames and os.path.abspath(frames[0].filename).startswith(_TORCH_MODULES_DIR):
+        return None
+    for frame in frames:
+        if os.path.abspath(frame.filename).startswith(_TORCH_DIR):
             continue
         return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
     return getattr(func, "__name__", str(func))
 
 
+def _relu_site():
+    from .calibrate import ReLUSite
+
+    return ReLUSite
+
+
 def _probe(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], list[str]]:
     """One eval-mode forward pass: call counts of QuantClip / neuron modules, functional calls."""
     counts: dict[str, int] = {}
+    order: list[str] = []
     handles = []
     for name, m in model.named_modules():
-        if isinstance(m, (QuantClip, MultiBitIF)):
+        if isinstance(m, (QuantClip, MultiBitIF, _relu_site())):
             counts[name] = 0
 
             def hook(_m, _i, _o, name=name):
                 counts[name] += 1
+                if counts[name] == 1:
+                    order.append(name)
 
             handles.append(m.register_forward_hook(hook))
     was_training = model.training
@@ -85,11 +104,13 @@ def _probe(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], lis
         for h in handles:
             h.remove()
         model.train(was_training)
-    return counts, spy.calls
+    ordered = {n: counts[n] for n in order}  # call order first, then sites never called
+    ordered.update({n: c for n, c in counts.items() if n not in ordered})
+    return ordered, spy.calls
 
 
 def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
-    """Names of the model's activation sites, after checking each is one call site.
+    """Names of the model's activation sites in call order, after checking each is one call site.
 
     Args:
         model: an ANN whose activations are :class:`QuantClip` modules.
@@ -101,15 +122,15 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
     """
     for name, m in model.named_modules():
         if isinstance(m, FOREIGN_MODULES):
-            raise UserError(f"module '{name}' is {type(m).__name__}, which conversion cannot turn into a neuron; "
-                            "use a QCFS activation (or calibrate thresholds first)")
+            raise UserError(f"module '{name}' is {type(m).__name__}, which conversion cannot turn into a neuron "
+                            "as it is; use QCFS activations, or calibrate thresholds (--threshold max|percentile:P)")
     counts, calls = _probe(model, example)
     if calls:
         raise UserError(f"forward calls a functional activation at {calls[0]}; make every activation its own "
-                        "QCFS module so it can become a neuron")
+                        "QCFS module, or calibrate thresholds (--threshold max|percentile:P), which rewrites ReLU calls")
     sites = [n for n in counts]
     if not sites:
-        raise UserError("the model has no QCFS activation to convert")
+        raise UserError("the model has no QCFS (or prepared ReLU) activation to convert")
     for name in sites:
         if counts[name] != 1:
             what = "never called" if counts[name] == 0 else f"called {counts[name]} times per forward pass"
@@ -118,7 +139,7 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
 
 
 def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bits: int = 0,
-            v_init: str = "half-lsb") -> nn.Module:
+            v_init: str = "half-lsb", thresholds: dict[str, float] | None = None) -> nn.Module:
     """Return a converted copy of ``model``: each QCFS/matched site becomes a :class:`MultiBitIF`.
 
     The neuron's threshold is the site's λ (``θ = λ``); IF is ``int_bits=1, frac_bits=0``. The
@@ -130,20 +151,29 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
         example: an input batch ``[B, 3, H, W]`` for the probe passes.
         int_bits, frac_bits: the neuron's m and n (1 <= m+n <= 16).
         v_init: ``half-lsb`` | ``half-threshold`` | ``zero``.
+        thresholds: θ per site name, overriding λ (from :func:`ann2snn.calibrate.calibrate_thresholds`);
+            required for ReLU sites (:class:`ann2snn.calibrate.ReLUSite`).
 
     Raises:
-        UserError: bad bits or v_init, a λ <= 0, or any failed call-site check.
+        UserError: bad bits or v_init, a λ <= 0, a ReLU site without threshold, or any failed
+            call-site check.
     """
     check_bits(int_bits, frac_bits)
     snn = copy.deepcopy(model).eval()
     sites = find_activation_sites(snn, example)
+    thresholds = thresholds or {}
     for name in sites:
         site = snn.get_submodule(name)
-        lam = float(site.raw_lambda.detach())
-        if not lam > 0:
-            raise UserError(f"activation '{name}' has λ={lam:g} <= 0, which is no threshold; retrain it "
-                            "(λ must stay positive)")
-        theta = site.threshold().detach()
+        if name in thresholds:
+            theta = torch.tensor(float(thresholds[name]))
+        elif isinstance(site, QuantClip):
+            lam = float(site.raw_lambda.detach())
+            if not lam > 0:
+                raise UserError(f"activation '{name}' has λ={lam:g} <= 0, which is no threshold; retrain it "
+                                "(λ must stay positive)")
+            theta = site.threshold().detach()
+        else:
+            raise UserError(f"ReLU site '{name}' has no threshold; calibrate (--threshold max|percentile:P)")
         parent_name, _, child = name.rpartition(".")
         parent = snn.get_submodule(parent_name) if parent_name else snn
         setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site))

@@ -50,19 +50,65 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
     return {"neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n, "v_init": v_init}
 
 
+def prepare_ann(ann: nn.Module, fold_bn: bool = False) -> nn.Module:
+    """Optionally fold BN into convs, then give every ReLU call site its own site module."""
+    from .calibrate import fold_batchnorm, prepare_relu_sites
+
+    if fold_bn:
+        ann = fold_batchnorm(ann)
+    if any(isinstance(m, nn.ReLU) for m in ann.modules()):
+        ann = prepare_relu_sites(ann, torch.zeros(EXAMPLE_SHAPE))
+    return ann
+
+
 def convert_ann(ann: nn.Module, settings: dict) -> nn.Module:
-    """Convert a loaded ANN with :func:`neuron_settings`' output."""
-    return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"])
+    """Convert a loaded ANN with :func:`neuron_settings`' output (plus optional ``fold_bn`` and
+    calibrated ``thresholds`` from :func:`calibrate_settings`)."""
+    ann = prepare_ann(ann, settings.get("fold_bn", False))
+    return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"],
+                   thresholds=settings.get("thresholds"))
 
 
-def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str) -> dict:
+def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
+                       fold_bn: bool, data_dir: str, download: bool = False, skip_md5: bool = False) -> dict:
+    """Add calibrated thresholds (``threshold`` = max | percentile:P) to ``settings``.
+
+    Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order.
+    With ``threshold == "lambda"`` the λs are the thresholds; a ReLU ANN then is an error.
+
+    Raises:
+        UserError: a bad threshold spec, ``lambda`` for a ReLU network, or data problems.
+    """
+    from .calibrate import calibrate_thresholds, parse_threshold
+    from .data import CifarBatches, dataset_info, load_split
+
+    mode, _ = parse_threshold(threshold)
+    settings = {**settings, "threshold": threshold, "fold_bn": bool(fold_bn)}
+    if mode == "lambda":
+        if ann_config.get("activation") == "relu":
+            raise UserError("a ReLU network has no λ: calibrate its thresholds with --threshold max or percentile:P")
+        return settings
+    prepared = prepare_ann(ann, fold_bn)
+    x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
+    batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
+    thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches)
+    return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
+
+
+def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
     """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
 
+    ``calibration`` holds the keyword arguments of :func:`calibrate_settings` after ``settings``
+    (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ.
     The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
     Returns the saved checkpoint dict.
     """
     ann, ckpt = load_ann(ann_path)
     settings = neuron_settings(ann_config=ckpt["config"], **settings_args)
+    if calibration is not None:
+        settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)
+    elif ckpt["config"].get("activation") == "relu":
+        raise UserError("a ReLU network has no λ: calibrate its thresholds with --threshold max or percentile:P")
     snn = convert_ann(ann, settings)
     out = {
         "kind": "snn", "format": FORMAT, "config": ckpt["config"], "conversion": settings,
@@ -83,7 +129,7 @@ def load_snn(path: str) -> tuple[nn.Module, dict]:
     ckpt = load_checkpoint(path, kind="snn")
     settings = ckpt["conversion"]
     skeleton = build_ann(ckpt["config"]).eval()
-    snn = convert(skeleton, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"])
+    snn = convert_ann(skeleton, settings)
     load_state_strict(snn, ckpt["model_state"], source=ckpt["path"])
     for neuron in neurons_of(snn):
         neuron.check_theta()

@@ -55,6 +55,8 @@ def describe_activation(config: dict) -> tuple[str, str]:
     """('qcfs', 'L=4') or ('matched', '1+3')."""
     if config.get("activation", "qcfs") == "matched":
         return "matched", f"{config['int_bits']}+{config['frac_bits']}"
+    if config.get("activation") == "relu":
+        return "relu", "-"
     return "qcfs", f"L={config.get('levels', 4)}"
 
 
@@ -78,7 +80,7 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
     row = {
         "dataset": config["dataset"], "network": config["arch"], "width": config.get("width", 1.0),
         "epochs": extra.get("epochs"), "activation": act, "L_or_bits": act_param,
-        "neuron": describe_neuron(conv), "v_init": conv["v_init"],
+        "neuron": describe_neuron(conv), "v_init": conv["v_init"], "threshold": conv.get("threshold", "lambda"),
     }
     for T in T_list:
         row[f"T={T}"] = round(100 * result["curve"][T - 1], 2)

@@ -52,8 +52,9 @@ def cli():
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="vgg16", show_default=True)
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True)
 @data_options
-@click.option("--activation", type=click.Choice(["qcfs", "matched"]), default="qcfs", show_default=True,
-              help="qcfs: QCFS with --levels L. matched: one MBIF(--int-bits, --frac-bits) step.")
+@click.option("--activation", type=click.Choice(["qcfs", "matched", "relu"]), default="qcfs", show_default=True,
+              help="qcfs: QCFS with --levels L. matched: one MBIF(--int-bits, --frac-bits) step. relu: a plain "
+                   "ReLU net (convert it with --threshold max|percentile:P).")
 @click.option("--levels", "-L", type=int, default=4, show_default=True, help="QCFS quantization levels L.")
 @click.option("--int-bits", type=int, default=1, show_default=True, help="m, for --activation matched.")
 @click.option("--frac-bits", type=int, default=3, show_default=True, help="n, for --activation matched.")
@@ -110,8 +111,16 @@ def parse_neuron_spec(spec: str) -> dict:
 @click.option("--frac-bits", type=int, default=None, help="n (mbif only).")
 @click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
               show_default=True, help="Initial membrane potential: q/2, θ/2 or 0.")
+@click.option("--threshold", default="lambda", show_default=True,
+              help="θ per site: lambda (the QCFS/matched λ), max or percentile:P of its activations on training "
+                   "data (needed for ReLU networks).")
+@click.option("--calib-batches", type=int, default=10, show_default=True,
+              help="Training batches (of 128) for --threshold max|percentile:P.")
+@click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
+@data_options
 @click.option("--out", required=True, help="SNN checkpoint file to write.")
-def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, out):
+def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, calib_batches, fold_bn, data_dir,
+                download, skip_md5, out):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
     import os
 
@@ -122,8 +131,14 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, out):
     src = os.path.join(checkpoint, "checkpoint.pt") if os.path.isdir(checkpoint) else checkpoint
     if os.path.exists(out) and os.path.exists(src) and os.path.samefile(src, out):
         raise UserError(f"--out {out} is the ANN checkpoint itself; write the SNN to another file")
+    from ann2snn.calibrate import parse_threshold
+
+    calibration = None
+    if parse_threshold(threshold)[0] != "lambda" or fold_bn:
+        calibration = {"threshold": threshold, "calib_batches": calib_batches, "fold_bn": fold_bn,
+                       "data_dir": data_dir, "download": download, "skip_md5": skip_md5}
     ckpt = convert_checkpoint(checkpoint, {"neuron": neuron, "int_bits": int_bits, "frac_bits": frac_bits,
-                                           "v_init": v_init}, out)
+                                           "v_init": v_init}, out, calibration)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
     click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}, "
@@ -207,6 +222,11 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
 
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
     click.echo("wrote " + ", ".join(paths))
+
+
+from ann2snn.cli.entropy import entropy_cmd  # noqa: E402
+
+cli.add_command(entropy_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

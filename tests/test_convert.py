@@ -104,7 +104,7 @@ def test_relu_module_is_rejected_by_name():
 
 
 def test_no_site_is_rejected():
-    with pytest.raises(UserError, match="no QCFS activation"):
+    with pytest.raises(UserError, match="no QCFS"):
         convert(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)), EX, 1, 0)
 
 
