@@ -64,15 +64,44 @@ def describe_neuron(conv: dict) -> str:
     return "IF" if (conv["int_bits"], conv["frac_bits"]) == (1, 0) else f"MBIF {conv['int_bits']}+{conv['frac_bits']}"
 
 
-def sweep_model(snn, batches, T_max: int, progress: bool = False) -> dict:
-    """Simulate once for ``T_max`` steps and evaluate ANN mode; returns accuracies (fractions)."""
+def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
+                ops: bool = True, diagnostics: bool = False) -> dict:
+    """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
+
+    With ``ops``, operation counts and energies per image at each T of ``T_list``
+    (:class:`~ann2snn.opcount.OpCounter`); with ``diagnostics``, per-layer statistics
+    (:class:`~ann2snn.diagnostics.LayerDiagnostics`). Both watch the same single simulation.
+    """
+    T_list = T_list or [T_max]
     set_mode(snn, "ann")
     ann_correct, total = evaluate_ann(snn, batches, progress)
     set_mode(snn, "snn")
+    observers = []
+    counter = diag = None
+    if ops:
+        from .opcount import OpCounter
+
+        counter = OpCounter(snn)
+        observers.append(counter)
+    if diagnostics:
+        from .diagnostics import LayerDiagnostics
+
+        diag = LayerDiagnostics(snn, T_list)
+        observers.append(diag)
     t0 = time.time()
-    correct, total_snn = simulate_snn(snn, batches, T_max, progress)
-    return {"ann_acc": ann_correct / total, "curve": (correct.double() / total_snn).tolist(),
-            "samples": total_snn, "snn_seconds": time.time() - t0}
+    try:
+        correct, total_snn = simulate_snn(snn, batches, T_max, progress, observers=observers)
+    finally:
+        for obs in observers:
+            obs.remove()
+    curve = (correct.double() / total_snn).tolist()
+    result = {"ann_acc": ann_correct / total, "curve": curve, "samples": total_snn,
+              "snn_seconds": time.time() - t0}
+    if counter is not None:
+        result["ops"] = [{**counter.totals(T), "accuracy": round(100 * curve[T - 1], 2)} for T in T_list]
+    if diag is not None:
+        result["layers"] = diag.rows()
+    return result
 
 
 def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: dict) -> dict:
@@ -109,8 +138,14 @@ def provenance(argv: list[str] | None = None) -> dict:
     }
 
 
-def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str, T_list: list[int]) -> list[str]:
-    """Write sweep.csv, sweep.md and sweep.json into ``out_dir`` (each atomically); returns paths."""
+def _label(row: dict) -> dict:
+    return {k: row[k] for k in ("dataset", "network", "activation", "L_or_bits", "neuron", "v_init")}
+
+
+def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str, T_list: list[int],
+                 plots: bool = False) -> list[str]:
+    """Write sweep.csv/.md/.json, sweep_ops.csv and sweep_layers.csv (when measured) and the PNG
+    plots (with ``plots``) into ``out_dir``, each atomically; returns the paths written."""
     df = pd.DataFrame(rows)
     notes = sorted({f"{r['dataset']} {r['network']}: width {r['width']}, {r['epochs']} epochs, "
                     f"{r['activation']} {r['L_or_bits']}" for r in rows})
@@ -119,9 +154,33 @@ def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str,
           + "\n\n" + "\n".join(f"- {n}" for n in notes)
           + f"\n- test samples: {', '.join(map(str, samples))}; reset by subtraction; direct encoding"
           + f"\n- command: `{prov['command']}` (commit {prov['git_commit'][:12]})\n")
+    ops_rows = [{**_label(c), **o} for c in curves for o in c.get("ops", [])]
+    layer_rows = [{**_label(c), **r} for c in curves for r in c.get("layers", [])]
+    if ops_rows:
+        ops_df = pd.DataFrame(ops_rows)
+        shown = ops_df[["network", "activation", "L_or_bits", "neuron", "v_init", "T", "accuracy", "events", "bit_acs",
+                        "energy_snn_uj", "energy_snn_bitplane_uj", "energy_ann_uj"]]
+        md += ("\nOperations and energy per image (synaptic events, bit-plane accumulates; 45 nm figures: "
+               "0.9 pJ/AC, 4.6 pJ/MAC, Horowitz ISSCC 2014; see ann2snn/opcount.py for what is counted):\n\n"
+               + shown.to_markdown(index=False, floatfmt=".4g") + "\n")
     paths = [os.path.join(out_dir, f"sweep.{ext}") for ext in ("csv", "md", "json")]
     os.makedirs(out_dir, exist_ok=True)
     atomic_write_text(paths[0], df.to_csv(index=False))
     atomic_write_text(paths[1], md)
     atomic_write_text(paths[2], json.dumps({"T": T_list, "provenance": prov, "rows": curves}, indent=1) + "\n")
+    if ops_rows:
+        paths.append(os.path.join(out_dir, "sweep_ops.csv"))
+        atomic_write_text(paths[-1], pd.DataFrame(ops_rows).to_csv(index=False))
+    if layer_rows:
+        paths.append(os.path.join(out_dir, "sweep_layers.csv"))
+        atomic_write_text(paths[-1], pd.DataFrame(layer_rows).to_csv(index=False))
+    if plots:
+        from .plots import plot_accuracy_vs_T, plot_energy_vs_accuracy, plot_firing_rates
+
+        for name, fn in (("accuracy_vs_T.png", plot_accuracy_vs_T), ("firing_rates.png", plot_firing_rates),
+                         ("energy_vs_accuracy.png", plot_energy_vs_accuracy)):
+            if name == "firing_rates.png" and not layer_rows or name == "energy_vs_accuracy.png" and not ops_rows:
+                continue
+            paths.append(os.path.join(out_dir, name))
+            fn(curves, paths[-1])
     return paths

@@ -156,9 +156,15 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
 @data_options
 @click.option("--batch-size", type=int, default=500, show_default=True)
 @click.option("--subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--ops/--no-ops", default=True, show_default=True,
+              help="Count synaptic events, bit-plane accumulates and energy per image at each T (sweep_ops.csv).")
+@click.option("--diagnostics", is_flag=True,
+              help="Per-layer firing rate, silent and saturated fractions, rate error, first spike (sweep_layers.csv).")
+@click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png, energy_vs_accuracy.png.")
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, out, quiet):
+def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, ops,
+              diagnostics, plots, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann import load_ann
     from ann2snn.checkpoint import file_sha256, load_checkpoint
@@ -204,12 +210,14 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
         cfg, conv = ckpt["config"], ckpt["conversion"]
         if cfg["dataset"] not in data_cache:
             data_cache[cfg["dataset"]] = test_batches(cfg, data_dir, batch_size, subset, download, skip_md5)
-        result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet)
+        result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet, T_list=T_list,
+                             ops=ops, diagnostics=diagnostics or plots)
         epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
         row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
         rows.append(row)
         sha = file_sha256(ckpt["path"])
-        curves.append({**row, "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
+        curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
+                       "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
                        "snn_seconds": round(result["snn_seconds"], 2), "checkpoint": ckpt["path"],
                        "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
                        "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,
@@ -217,7 +225,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
         click.echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
                    + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
     argv = (click.get_current_context().obj or {}).get("argv")
-    paths = write_tables(rows, curves, provenance(argv), out, T_list)
+    paths = write_tables(rows, curves, provenance(argv), out, T_list, plots=plots)
     import pandas as pd
 
     click.echo(pd.DataFrame(rows).to_markdown(index=False))

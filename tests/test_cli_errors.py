@@ -316,7 +316,7 @@ def test_sweep_control_on_fake_data(capsys, tmp_path, ckpts, fake_cifar):
                                          "--skip-md5", "--quiet", "--out", out])
     warnings, rest = split_warnings(err)
     assert code == 0 and len(warnings) == 1 and rest == []
-    assert sorted(os.listdir(out)) == ["sweep.csv", "sweep.json", "sweep.md"]
+    assert sorted(os.listdir(out)) == ["sweep.csv", "sweep.json", "sweep.md", "sweep_ops.csv"]
     header = (out / "sweep.csv").read_text().splitlines()[0].split(",")
     assert header[-3:] == ["T=1", "T=2", "ANN"]
 

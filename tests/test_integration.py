@@ -27,7 +27,8 @@ def test_train_convert_sweep_cli(cifar10_dir, tmp_path, capsys):
         assert main(["convert", "--checkpoint", str(run), "--neuron", neuron, "--out", str(tmp_path / f"{neuron}.pt")]) == 0
     out = tmp_path / "sweep"
     assert main(["sweep", "--checkpoint", str(tmp_path / "if.pt"), "--checkpoint", str(tmp_path / "mbif.pt"),
-                 "--T", "1,2,4", "--subset", "500", "--data-dir", cifar10_dir, "--out", str(out), "--quiet"]) == 0
+                 "--T", "1,2,4", "--subset", "500", "--data-dir", cifar10_dir, "--out", str(out), "--quiet",
+                 "--diagnostics", "--plots"]) == 0
     table = pd.read_csv(out / "sweep.csv")
     assert table["neuron"].tolist() == ["IF", "MBIF 1+3"]
     assert [c for c in table.columns if c.startswith("T=")] == ["T=1", "T=2", "T=4"]
@@ -42,6 +43,15 @@ def test_train_convert_sweep_cli(cifar10_dir, tmp_path, capsys):
         assert len(row["curve"]) == 4 and row["samples"] == 500
         assert row["T=4"] == pytest.approx(csv_row["T=4"]) == pytest.approx(round(100 * row["curve"][3], 2))
         assert len(row["checkpoint_sha256"]) == 64 and len(row["source_ann_sha256"]) == 64
+    ops = pd.read_csv(out / "sweep_ops.csv")
+    assert len(ops) == 6 and ops["T"].tolist() == [1, 2, 4] * 2
+    assert ops["accuracy"].tolist() == table[["T=1", "T=2", "T=4"]].values.flatten().tolist()
+    if_ops = ops[ops.neuron == "IF"]
+    assert (if_ops["events"] == if_ops["bit_acs"]).all() and if_ops["events"].is_monotonic_increasing
+    layers = pd.read_csv(out / "sweep_layers.csv")
+    assert len(layers) == 2 * 19 and layers["firing_rate"].between(0, 1).all()
+    for png in ("accuracy_vs_T.png", "firing_rates.png", "energy_vs_accuracy.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the ANN column equals the ANN itself, evaluated on its own
     ann, ckpt = load_ann(str(run))
     x, y = load_split("cifar10", cifar10_dir, False)
@@ -102,3 +112,22 @@ def test_matched_identity_at_T1_on_real_images(cifar10_dir, tmp_path, arch):
         fresh.eval()
         with torch.no_grad():
             assert torch.equal(convert_ann(fresh, settings)(images), fresh(images))
+
+
+def test_relu_network_calibrated_through_the_cli(cifar10_dir, tmp_path):
+    run = tmp_path / "relu"
+    assert main(["train-ann", "--arch", "resnet20", "--activation", "relu", "--epochs", "1", "--subset", "2000",
+                 "--test-subset", "200", "--batch-size", "64", "--data-dir", cifar10_dir, "--out", str(run),
+                 "--quiet"]) == 0
+    assert main(["convert", "--checkpoint", str(run), "--neuron", "if", "--out", str(tmp_path / "x.pt")]) == 2
+    assert main(["convert", "--checkpoint", str(run), "--neuron", "if", "--threshold", "percentile:99.9",
+                 "--calib-batches", "2", "--fold-bn", "--data-dir", cifar10_dir, "--out", str(tmp_path / "if.pt")]) == 0
+    snn, ckpt = load_snn(str(tmp_path / "if.pt"))
+    assert ckpt["conversion"]["threshold"] == "percentile:99.9" and ckpt["conversion"]["fold_bn"]
+    assert len(ckpt["conversion"]["thresholds"]) == 19
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in snn.modules())
+    assert main(["sweep", "--checkpoint", str(tmp_path / "if.pt"), "--T", "8,64", "--subset", "200",
+                 "--data-dir", cifar10_dir, "--out", str(tmp_path / "sw"), "--quiet", "--no-ops"]) == 0
+    table = pd.read_csv(tmp_path / "sw" / "sweep.csv")
+    assert table["activation"][0] == "relu" and table["threshold"][0] == "percentile:99.9"
+    assert abs(table["T=64"][0] - table["ANN"][0]) <= abs(table["T=8"][0] - table["ANN"][0]) + 1.0
