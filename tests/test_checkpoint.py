@@ -18,13 +18,6 @@ from ann2snn.train import DEFAULTS
 CONFIG = {**DEFAULTS, "arch": "resnet20", "dataset": "cifar10", "width": 0.25, "lambda_init": 1.0, "epochs": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: one thread is as fast, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def randomized_ann(seed):

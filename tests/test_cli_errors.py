@@ -28,13 +28,6 @@ TINY_FLAGS = ["--arch", "resnet20", "--width", "0.25", "--lambda-init", "1", "--
 N_SITES = 19  # activation sites of ResNet-20: the stem, two per block (9 blocks)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The models here are tiny: one thread is as fast, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_ann_checkpoint(path, **config):

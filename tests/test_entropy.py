@@ -26,12 +26,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BITS4 = [(1, 0), (2, 0), (1, 1), (2, 1)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,23 @@
+"""Stack every results/<dataset>/*/sweep.csv into one Table-9-layout table (table.csv, table.md).
+
+Usage: python results/combine.py results/cifar10
+Rows are copied as the sweeps wrote them; nothing is recomputed or rounded again.
+"""
+
+import glob
+import os
+import sys
+
+import pandas as pd
+
+folder = sys.argv[1]
+parts = sorted(glob.glob(os.path.join(folder, "*", "sweep.csv")))
+if not parts:
+    sys.exit(f"no sweep.csv under {folder}/*/")
+df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+df.to_csv(os.path.join(folder, "table.csv"), index=False)
+with open(os.path.join(folder, "table.md"), "w") as f:
+    f.write("Top-1 accuracy (%) of the converted SNN at each T, and of the ANN (full test set).\n\n"
+            + df.to_markdown(index=False) + "\n\nStacked by `python results/combine.py " + folder + "` from "
+            + ", ".join(os.path.relpath(p, folder) for p in parts) + ".\n")
+print(df.to_markdown(index=False))
