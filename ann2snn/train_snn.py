@@ -1,0 +1,312 @@
+"""Directly train a spiking ResNet (LIF / MBLIF neurons, optional interlaminar connection) on CIFAR.
+
+The conventions are those of :func:`ann2snn.train.train_ann`: the same data pipeline
+(:func:`ann2snn.train.load_data`), a run folder with an atomically written ``checkpoint.pt`` (weights,
+optimizer, scheduler, RNG state, full config, metrics) and ``metrics.csv`` after every epoch, exact
+resume (``resume=True``) with explicit settings checked against the stored ones, and progress bars.
+
+Defaults are the seed's settings (DESIGN §3): τ = 4, V_th = 0.6, T = 4, SGD lr 0.1, batch 64, weight
+decay 1e-4, 100 epochs, MBLIF 2+1 with the interlaminar connection (the seed's full method, Table 3's
+last row). Not stated by the seed, and taken from :mod:`ann2snn.train`: momentum 0.9, a cosine
+schedule over all epochs, crop-flip augmentation, weight decay on every parameter. The width
+default is explained in :mod:`ann2snn.models.spiking_resnet`.
+
+The loss is the cross-entropy of the mean output over T steps. Every epoch ends with a test
+evaluation at every t ≤ T (the prediction at t is the argmax of the mean output over steps 1..t;
+the network is causal, so one run of T steps gives them all): ``metrics.csv`` gets ``test_acc_t1`` …
+``test_acc_tT`` (``test_acc`` is the one at T), and ``accuracy.csv`` / ``accuracy.md`` /
+``accuracy.json`` hold the latest epoch's curve as a table with one ``T=t`` column per step, in the
+format of the conversion sweep tables. The last epoch's checkpoint is the result: nothing is
+selected on the test set.
+
+Checkpoints have ``kind = "direct-snn"``; ``convert`` and ``sweep`` reject them with a clear message
+(they read "ann" / "snn" checkpoints only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import FORMAT, atomic_write_text, check_output_dir, load_state_strict, save_checkpoint
+from .data import AUGMENTS, dataset_info
+from .errors import UserError
+from .mblif import RESET_MODES, describe_neuron
+from .quantizer import check_bits
+from .train import CKPT_NAME, METRICS_NAME, RESUME_FREE, _check_config, load_data
+
+KIND = "direct-snn"
+NEURONS = ("lif", "mblif")
+#: MBLIF's bits when --neuron mblif is given without them: the seed's best (Table 3)
+DEFAULT_MBLIF_BITS = (2, 1)
+#: the surrogate's backward pass costs O(2^(m+n)); direct training is limited to m+n <= this
+MAX_TRAIN_BITS = 8
+#: test images per forward pass in evaluation (memory only: results do not depend on it)
+EVAL_CHUNK = 100
+TABLE_NAME = "accuracy"
+
+DEFAULTS = {
+    "arch": "resnet20", "dataset": "cifar10", "neuron": "mblif", "int_bits": None, "frac_bits": None,
+    "reset": "hard", "ic": True, "T": 4, "tau": 4.0, "v_th": 0.6, "surrogate_alpha": 2.0, "detach_reset": True,
+    "epochs": 100, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "width": None,
+    "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
+    "data_dir": "./data", "skip_md5": False, "download": False,
+}
+
+
+def resolve_config(config: dict) -> dict:
+    """Fill :data:`DEFAULTS`, resolve the neuron's bits and the width, and check every setting.
+
+    ``neuron="lif"`` is MBLIF(1, 0): bits other than 1+0 are refused. ``neuron="mblif"`` without bits
+    takes :data:`DEFAULT_MBLIF_BITS`. ``width=None`` takes the arch's default width.
+
+    Raises:
+        UserError: naming the flag at fault.
+    """
+    from ann2snn.models.spiking_resnet import DEFAULT_WIDTH, SPIKING_ARCHS
+
+    c = {**DEFAULTS, **config}
+    if c["arch"] not in SPIKING_ARCHS:
+        raise UserError(f"unknown --arch {c['arch']!r} for train-snn: use one of {', '.join(SPIKING_ARCHS)}")
+    dataset_info(c["dataset"])
+    if c["neuron"] not in NEURONS:
+        raise UserError(f"unknown --neuron {c['neuron']!r}: use lif or mblif")
+    if c["neuron"] == "lif":
+        bad = [f"--{k.replace('_', '-')} {c[k]}" for k, ok in (("int_bits", 1), ("frac_bits", 0))
+               if c[k] not in (None, ok)]
+        if bad:
+            raise UserError(f"--neuron lif is MBLIF 1+0; it cannot take {' and '.join(bad)} "
+                            "(use --neuron mblif for multi-bit spikes)")
+        c["int_bits"], c["frac_bits"] = 1, 0
+    else:
+        c["int_bits"] = DEFAULT_MBLIF_BITS[0] if c["int_bits"] is None else c["int_bits"]
+        c["frac_bits"] = DEFAULT_MBLIF_BITS[1] if c["frac_bits"] is None else c["frac_bits"]
+    check_bits(c["int_bits"], c["frac_bits"])
+    if c["int_bits"] + c["frac_bits"] > MAX_TRAIN_BITS:
+        raise UserError(f"--int-bits + --frac-bits = {c['int_bits'] + c['frac_bits']} is too many for direct training "
+                        f"(at most {MAX_TRAIN_BITS}: the surrogate gradient costs one term per spike level)")
+    if not (isinstance(c["T"], int) and not isinstance(c["T"], bool) and c["T"] >= 1):
+        raise UserError(f"--T must be a whole number >= 1, got {c['T']!r}")
+    if not (isinstance(c["tau"], (int, float)) and c["tau"] >= 1):
+        raise UserError(f"--tau must be >= 1 (the leak keeps 1 - 1/tau of the potential each step), got {c['tau']!r}")
+    for key in ("v_th", "surrogate_alpha"):
+        v = c[key]
+        if not (isinstance(v, (int, float)) and 0 < v < float("inf")):
+            raise UserError(f"--{key.replace('_', '-')} must be a positive number, got {v!r}")
+    if c["reset"] not in RESET_MODES:
+        raise UserError(f"unknown --reset {c['reset']!r}: use one of {', '.join(RESET_MODES)}")
+    if c["augment"] not in AUGMENTS:
+        raise UserError(f"unknown --augment {c['augment']!r}: use one of {', '.join(AUGMENTS)}")
+    if c["width"] is None:
+        c["width"] = DEFAULT_WIDTH[c["arch"]]
+    if not (isinstance(c["width"], (int, float)) and 0 < c["width"] < float("inf")):
+        raise UserError(f"--width must be > 0, got {c['width']!r}")
+    c["width"], c["tau"], c["v_th"] = float(c["width"]), float(c["tau"]), float(c["v_th"])
+    c["ic"], c["detach_reset"] = bool(c["ic"]), bool(c["detach_reset"])
+    for key in ("subset", "test_subset"):
+        if c[key] is not None and not (isinstance(c[key], int) and c[key] >= 1):
+            raise UserError(f"--{key.replace('_', '-')} must be a positive number of samples, got {c[key]!r}")
+    if not (isinstance(c["momentum"], (int, float)) and 0 <= c["momentum"] < 1):
+        raise UserError(f"--momentum must be in [0, 1), got {c['momentum']!r}")
+    _check_config(c)
+    return c
+
+
+def build_snn(config: dict) -> nn.Module:
+    """The spiking network a (resolved) train-snn config describes, with fresh weights."""
+    from ann2snn.models.spiking_resnet import build_spiking_resnet, mblif_factory
+
+    neuron = mblif_factory(config["int_bits"], config["frac_bits"], tau=config["tau"], v_th=config["v_th"],
+                           reset=config["reset"], surrogate_alpha=config["surrogate_alpha"],
+                           detach_reset=config["detach_reset"])
+    return build_spiking_resnet(config["arch"], dataset_info(config["dataset"]).num_classes, neuron,
+                                width=config["width"], T=config["T"], ic=config["ic"])
+
+
+def load_snn_checkpoint(path: str) -> dict:
+    """Load a train-snn checkpoint (``weights_only``) and check its kind and format.
+
+    Raises:
+        UserError: missing, unreadable or corrupt file, or a checkpoint of another kind.
+    """
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, CKPT_NAME)):
+        path = os.path.join(path, CKPT_NAME)
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or not a torch file
+        text = str(e).strip()
+        msg = text.splitlines()[0] if text else type(e).__name__
+        raise UserError(f"{path} is not a readable checkpoint (corrupt or truncated?): {msg}") from None
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt:
+        raise UserError(f"{path} is not an ann2snn checkpoint")
+    if ckpt.get("kind") != KIND:
+        raise UserError(f"{path} is a {ckpt.get('kind')!r} checkpoint, not a directly trained SNN "
+                        "(from `ann2snn train-snn`)")
+    if ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} has checkpoint format {ckpt.get('format')!r}; this ann2snn reads format {FORMAT}")
+    ckpt["path"] = path
+    return ckpt
+
+
+def load_snn(path: str) -> tuple[nn.Module, dict]:
+    """A train-snn checkpoint's model (eval mode, keys matched strictly) and the checkpoint dict."""
+    ckpt = load_snn_checkpoint(path)
+    model = build_snn(resolve_config(ckpt["config"]))
+    load_state_strict(model, ckpt["model_state"], source=ckpt["path"])
+    return model.eval(), ckpt
+
+
+@torch.inference_mode()
+def evaluate_steps(model: nn.Module, batches, T: int | None = None, progress: bool = False,
+                   chunk: int = EVAL_CHUNK) -> tuple[torch.Tensor, int]:
+    """Correct top-1 predictions at every step t ≤ T in one run of T steps.
+
+    The prediction at t is the argmax of the mean output over steps 1..t.
+
+    Returns:
+        ``(correct, total)``: ``correct`` is an int64 tensor ``[T]`` (index t−1 for step t).
+    """
+    model.eval()
+    correct, total = None, 0
+    for x, y in tqdm(batches, desc="test", leave=False, disable=not progress):
+        for xs, ys in zip(x.split(chunk), y.split(chunk)):
+            out = model.forward_steps(xs, T)                          # [T, B, classes]
+            steps = torch.arange(1, out.shape[0] + 1, dtype=out.dtype).view(-1, 1, 1)
+            pred = (out.cumsum(0) / steps).argmax(-1)                 # [T, B]
+            hits = (pred == ys).sum(1)
+            correct = hits if correct is None else correct + hits
+            total += len(ys)
+    return correct, total
+
+
+def snn_row(config: dict, curve: list[float], epochs: int | None) -> dict:
+    """One table row: the run's settings and the accuracy (%) at every T = t."""
+    row = {"dataset": config["dataset"], "network": config["arch"], "width": config["width"], "epochs": epochs,
+           "neuron": describe_neuron(config["int_bits"], config["frac_bits"]), "ic": config["ic"],
+           "reset": config["reset"], "tau": config["tau"], "v_th": config["v_th"]}
+    for t, acc in enumerate(curve, 1):
+        row[f"T={t}"] = round(100 * acc, 2)
+    return row
+
+
+def write_snn_tables(rows: list[dict], details: list[dict], prov: dict, out_dir: str,
+                     name: str = TABLE_NAME) -> list[str]:
+    """Write ``<name>.csv``, ``<name>.md`` and ``<name>.json`` (rows, full curves, provenance) atomically."""
+    df = pd.DataFrame(rows)
+    samples = sorted({d["samples"] for d in details})
+    md = ("Top-1 accuracy (%) of the directly trained SNN at each t ≤ T (prediction at t: argmax of the mean "
+          "output over steps 1..t).\n\n" + df.to_markdown(index=False)
+          + f"\n\n- test samples: {', '.join(map(str, samples))}; direct encoding; spikes are counts·2^-n"
+          + f"\n- command: `{prov['command']}` (commit {prov['git_commit'][:12]})\n")
+    paths = [os.path.join(out_dir, f"{name}.{ext}") for ext in ("csv", "md", "json")]
+    atomic_write_text(paths[0], df.to_csv(index=False))
+    atomic_write_text(paths[1], md)
+    atomic_write_text(paths[2], json.dumps({"provenance": prov, "rows": details}, indent=1) + "\n")
+    return paths
+
+
+def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
+              stop_after: int | None = None, progress: bool = True) -> str:
+    """Train (or resume) one directly trained SNN run into ``out_dir``; returns the checkpoint path.
+
+    Args:
+        config: run settings; missing keys take :data:`DEFAULTS` (see :func:`resolve_config`).
+        out_dir: run folder; holds ``checkpoint.pt``, ``metrics.csv`` and ``accuracy.{csv,md,json}``.
+        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
+        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
+        stop_after: stop after this many epochs in total (used to emulate a killed run).
+
+    Raises:
+        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
+            (or none with it), or explicit settings that contradict the run being resumed.
+    """
+    from .sweep import provenance
+
+    check_output_dir(out_dir)
+    ckpt_path = os.path.join(out_dir, CKPT_NAME)
+    state = None
+    if resume:
+        if not os.path.isfile(ckpt_path):
+            raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
+        state = load_snn_checkpoint(ckpt_path)
+        stored = state["config"]
+        full = {**DEFAULTS, **config}
+        clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and full[k] != stored[k]]
+        if clash:
+            k = sorted(clash)[0]
+            raise UserError(f"--{k.replace('_', '-')} {full[k]} differs from the resumed run's {stored[k]}; "
+                            "a resumed run keeps its settings (drop the flag, or start a new --out)")
+        config = {**stored, **{k: full[k] for k in RESUME_FREE}}
+    elif os.path.exists(ckpt_path):
+        raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    config = resolve_config(config)
+
+    torch.manual_seed(config["seed"])
+    model = build_snn(config)
+    train, test = load_data(config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                                weight_decay=config["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    metrics: list[dict] = []
+    start = 0
+    if state is not None:
+        load_state_strict(model, state["model_state"], source=ckpt_path)
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        torch.set_rng_state(state["rng_state"])
+        metrics = list(state["metrics"])
+        start = state["epoch"]
+        if start >= config["epochs"]:
+            print(f"run in {out_dir} is already complete ({start} epochs)")
+            return ckpt_path
+
+    loss_fn = nn.CrossEntropyLoss()
+    T = config["T"]
+    end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
+    for epoch in range(start, end):
+        t0 = time.time()
+        model.train()
+        train.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum = 0.0
+        correct = seen = 0
+        bar = tqdm(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not progress, leave=False)
+        for x, y in bar:
+            out = model(x)  # mean over T of the last layer's output
+            loss = loss_fn(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        scheduler.step()
+        test_correct, test_total = evaluate_steps(model, test, T, progress)
+        curve = (test_correct.double() / test_total).tolist()
+        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, "test_acc": curve[-1],
+               **{f"test_acc_t{t}": acc for t, acc in enumerate(curve, 1)}, "lr": lr,
+               "seconds": time.time() - t0}
+        metrics.append(row)
+        save_checkpoint({
+            "kind": KIND, "format": FORMAT, "config": config, "epoch": epoch + 1,
+            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
+            "metrics": metrics, "complete": epoch + 1 == config["epochs"],
+        }, ckpt_path)
+        atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
+        table_row = snn_row(config, curve, epoch + 1)
+        write_snn_tables([table_row], [{**table_row, "curve": curve, "samples": test_total, "checkpoint": ckpt_path,
+                                        "train_config": config}], provenance(), out_dir)
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
+                       f"test@T={T} {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
+    return ckpt_path
