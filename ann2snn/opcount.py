@@ -341,9 +341,13 @@ class OpCounter(Observer):
             if tuple(out.shape[1:]) != tuple(fan.shape):
                 raise ValueError(f"neuron '{name}' output {tuple(out.shape[1:])} does not match the fan-out map "
                                  f"{tuple(fan.shape)} probed at input shape {self.input_shape}")
-            k = torch.round(out / mod.quantum()).to(torch.int64)
+            # the narrowest integer type keeps the per-element work small (uint8 for K <= 255)
+            k = torch.round(out / mod.quantum()).to(torch.uint8 if mod.k_max < 256 else torch.int32)
             events = ((k != 0).sum(0) * fan).sum()
-            bitops = (_popcount_fixed(k, mod.k_max.bit_length()).sum(0) * fan).sum()
+            if mod.k_max == 1:  # IF: one bit, popcount(k) = [k != 0]
+                bitops = events
+            else:
+                bitops = (_popcount_fixed(k, mod.k_max.bit_length()).sum(0) * fan).sum()
             ev, bo = self._step.get(name, (0, 0))
             self._step[name] = (ev + events, bo + bitops)
         return hook
