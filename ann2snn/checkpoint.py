@@ -110,11 +110,10 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or not a torch file
-        text = str(e).strip()
-        if "Weights only load failed" in text:
+        if "Weights only load failed" in str(e):
             msg = "it holds Python objects that a safe weights-only load refuses"
         else:
-            msg = text.splitlines()[0] if text else type(e).__name__
+            msg = "not a file written by torch.save, or cut short"
         raise UserError(f"{path} is not a readable checkpoint (corrupt or truncated?): {msg}") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("ann", "snn") or "model_state" not in ckpt:
         raise UserError(f"{path} is not an ann2snn checkpoint (made by train-ann or convert)")

@@ -173,7 +173,8 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
                                 "(λ must stay positive)")
             theta = site.threshold().detach()
         else:
-            raise UserError(f"ReLU site '{name}' has no threshold; calibrate (--threshold max|percentile:P)")
+            raise UserError(f"ReLU site '{name}' has no threshold: convert the ReLU network first with "
+                            "`ann2snn convert --threshold max|percentile:P`")
         parent_name, _, child = name.rpartition(".")
         parent = snn.get_submodule(parent_name) if parent_name else snn
         setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site))

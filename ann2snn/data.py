@@ -89,7 +89,7 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
         ds = cls(root, train=train, download=download)
     except RuntimeError as e:
         hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass --skip-md5."
-        raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check ({e}).{hint}") from None
+        raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
     except OSError as e:  # download failures
         raise UserError(f"could not get {name} into {folder}: {e}") from None
     except Exception as e:  # a corrupt file that skipped the MD5 check

@@ -52,7 +52,7 @@ def check_bits(int_bits: int, frac_bits: int) -> None:
     if int_bits < 0 or frac_bits < 0 or not 1 <= int_bits + frac_bits <= 16:
         raise UserError(
             f"bad bit widths m={int_bits}, n={frac_bits}: need m >= 0, n >= 0 and 1 <= m+n <= 16 "
-            "(IF is m=1, n=0; the seed's MBIF is m=1, n=3)"
+            "(IF is m=1, n=0; the default MBIF is m=1, n=3)"
         )
 
 

@@ -53,6 +53,10 @@ def load_data(config: dict):
 
 
 def _check_config(config: dict) -> None:
+    for key in ("subset", "test_subset"):
+        if config.get(key) is not None and not (isinstance(config[key], int) and config[key] >= 1):
+            raise UserError(f"--{key.replace('_', '-')} must be a number of images >= 1 (leave it out for all), "
+                            f"got {config[key]!r}")
     for key in ("epochs", "batch_size"):
         if not (isinstance(config[key], int) and config[key] >= 1):
             raise UserError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {config[key]!r}")
@@ -117,7 +121,7 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         metrics = list(state["metrics"])
         start = state["epoch"]
         if start >= config["epochs"]:
-            print(f"run in {out_dir} is already complete ({start} epochs)")
+            print(f"run in {out_dir} is already complete ({start} of {config['epochs']} epochs)")
             return ckpt_path
 
     loss_fn = nn.CrossEntropyLoss()
@@ -152,7 +156,7 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
             "metrics": metrics, "complete": epoch + 1 == config["epochs"],
         }, ckpt_path)
         atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
-                       f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
+        # one line per epoch, also with --quiet (which only hides the progress bars)
+        tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
+                   f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
     return ckpt_path

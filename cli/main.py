@@ -175,6 +175,8 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
 
     T_list = parse_T(T_text)
     check_output_dir(out)
+    if subset is not None and subset < 1:
+        raise UserError(f"--subset must be a number of test images >= 1 (leave it out for all), got {subset}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     specs = [parse_neuron_spec(s) for s in neurons]

@@ -511,3 +511,15 @@ def test_process_missing_data_dir(tmp_path):
     assert lines[0].startswith("Error: cifar10 not found") and "--download" in lines[0]
     assert "Traceback" not in r.stderr
     assert not os.path.exists(tmp_path / "run" / "checkpoint.pt")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train-ann", "--subset", "0", "--out", "RUN"],
+    ["train-ann", "--test-subset", "0", "--out", "RUN"],
+    ["sweep", "--checkpoint", "CKPT", "--subset", "0", "--out", "SW"],
+])
+def test_subset_zero_is_refused_not_taken_as_all(capsys, tmp_path, ckpts, argv):
+    argv = [str(tmp_path / "run") if a == "RUN" else str(tmp_path / "sw") if a == "SW" else ckpts.snn if a == "CKPT"
+            else a for a in argv]
+    assert_user_error(capsys, argv, "must be a number", ">= 1")
+    assert not (tmp_path / "run").exists()
