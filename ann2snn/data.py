@@ -87,7 +87,7 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
         cls = _no_md5(cls)
     try:
         ds = cls(root, train=train, download=download)
-    except RuntimeError as e:
+    except RuntimeError:
         hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass --skip-md5."
         raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
     except OSError as e:  # download failures

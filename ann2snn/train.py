@@ -66,48 +66,52 @@ def _check_config(config: dict) -> None:
         raise UserError(f"--weight-decay must be >= 0, got {config['weight_decay']}")
 
 
-def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
-              stop_after: int | None = None, progress: bool = True) -> str:
-    """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
+def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, load) -> tuple[dict, dict | None, str]:
+    """Check a run folder and, with ``resume``, load its checkpoint.
 
     Args:
-        config: run settings; missing keys take :data:`DEFAULTS`.
-        out_dir: run folder; holds ``checkpoint.pt`` and ``metrics.csv``.
-        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
-        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
-        stop_after: stop after this many epochs in total (used to emulate a killed run).
+        config: the full requested settings (defaults filled in).
+        load: ``load(path) -> checkpoint dict`` for this kind of run.
+
+    Returns:
+        ``(config, state, ckpt_path)``: on resume the stored config (only :data:`RESUME_FREE` keys
+        taken from ``config``) and the stored checkpoint; else ``config`` and None.
 
     Raises:
-        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
-            (or none with it), or explicit settings that contradict the run being resumed.
+        UserError: ``out_dir`` is a file, holds a run without ``resume`` (or none with it), or an
+            explicit setting contradicts the stored one.
     """
     from .checkpoint import check_output_dir
 
     check_output_dir(out_dir)
-    config = {**DEFAULTS, **config}
     ckpt_path = os.path.join(out_dir, CKPT_NAME)
-    state = None
-    if resume:
-        if not os.path.isfile(ckpt_path):
-            raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
-        state = load_checkpoint(ckpt_path, kind="ann")
-        stored = state["config"]
-        clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and config[k] != stored[k]]
-        if clash:
-            k = sorted(clash)[0]
-            raise UserError(f"--{k.replace('_', '-')} {config[k]} differs from the resumed run's {stored[k]}; "
-                            "a resumed run keeps its settings (drop the flag, or start a new --out)")
-        config = {**stored, **{k: config[k] for k in RESUME_FREE}}
-    elif os.path.exists(ckpt_path):
-        raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
-    _check_config(config)
+    if not resume:
+        if os.path.exists(ckpt_path):
+            raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
+        return config, None, ckpt_path
+    if not os.path.isfile(ckpt_path):
+        raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
+    state = load(ckpt_path)
+    stored = state["config"]
+    clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and config[k] != stored[k]]
+    if clash:
+        k = sorted(clash)[0]
+        raise UserError(f"--{k.replace('_', '-')} {config[k]} differs from the resumed run's {stored[k]}; "
+                        "a resumed run keeps its settings (drop the flag, or start a new --out)")
+    return {**stored, **{k: config[k] for k in RESUME_FREE}}, state, ckpt_path
 
-    torch.manual_seed(config["seed"])
-    model = build_ann(config)
-    train, test = load_data(config)
-    if config["lambda_init"] == "auto" and state is None:
-        from .lambda_init import init_lambda_from_data
-        init_lambda_from_data(model, train)
+
+def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state: dict | None, ckpt_path: str,
+        progress: bool = True, stop_after: int | None = None, after_epoch=None) -> str:
+    """The training loop shared by ``train-ann`` and ``train-snn``.
+
+    SGD (momentum, weight decay on every parameter) with a cosine schedule over ``config['epochs']``,
+    cross-entropy on ``model(x)``. After each epoch: ``evaluate(model, test) -> dict`` of test
+    columns (must hold ``test_acc``), then an atomic checkpoint (weights, optimizer, scheduler, RNG
+    state, config, metrics) and ``metrics.csv``, then ``after_epoch(model, row)`` if given.
+    ``state`` (from :func:`open_run`) restores all of that first, so a resumed run continues exactly.
+    """
+    out_dir = os.path.dirname(ckpt_path)
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
@@ -123,7 +127,6 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         if start >= config["epochs"]:
             print(f"run in {out_dir} is already complete ({start} of {config['epochs']} epochs)")
             return ckpt_path
-
     loss_fn = nn.CrossEntropyLoss()
     end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
     for epoch in range(start, end):
@@ -145,18 +148,52 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         scheduler.step()
-        test_correct, test_total = evaluate_ann(model, test)
-        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
-               "test_acc": test_correct / test_total, "lr": lr, "seconds": time.time() - t0}
+        tests = evaluate(model, test)
+        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, **tests, "lr": lr,
+               "seconds": time.time() - t0}
         metrics.append(row)
         save_checkpoint({
-            "kind": "ann", "format": FORMAT, "config": config, "epoch": epoch + 1,
+            "kind": kind, "format": FORMAT, "config": config, "epoch": epoch + 1,
             "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
             "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
             "metrics": metrics, "complete": epoch + 1 == config["epochs"],
         }, ckpt_path)
         atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
+        if after_epoch is not None:
+            after_epoch(model, row)
         # one line per epoch, also with --quiet (which only hides the progress bars)
         tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
                    f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
     return ckpt_path
+
+
+def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
+              stop_after: int | None = None, progress: bool = True) -> str:
+    """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
+
+    Args:
+        config: run settings; missing keys take :data:`DEFAULTS`.
+        out_dir: run folder; holds ``checkpoint.pt`` and ``metrics.csv``.
+        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
+        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
+        stop_after: stop after this many epochs in total (used to emulate a killed run).
+
+    Raises:
+        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
+            (or none with it), or explicit settings that contradict the run being resumed.
+    """
+    config, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit,
+                                        lambda path: load_checkpoint(path, kind="ann"))
+    _check_config(config)
+    torch.manual_seed(config["seed"])
+    model = build_ann(config)
+    train, test = load_data(config)
+    if config["lambda_init"] == "auto" and state is None:
+        from .lambda_init import init_lambda_from_data
+        init_lambda_from_data(model, train)
+
+    def evaluate(model, test):
+        correct, total = evaluate_ann(model, test)
+        return {"test_acc": correct / total}
+
+    return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after)

@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import FORMAT, atomic_write_text, check_output_dir, load_state_strict, save_checkpoint
+from .checkpoint import FORMAT, atomic_write_text, load_state_strict
 from .data import AUGMENTS, dataset_info
 from .errors import UserError
 from .mblif import RESET_MODES, describe_neuron
 from .quantizer import check_bits
-from .train import CKPT_NAME, METRICS_NAME, RESUME_FREE, _check_config, load_data
+from .train import CKPT_NAME, _check_config, fit, load_data, open_run
 
 KIND = "direct-snn"
 NEURONS = ("lif", "mblif")
@@ -230,83 +229,26 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     """
     from .sweep import provenance
 
-    check_output_dir(out_dir)
-    ckpt_path = os.path.join(out_dir, CKPT_NAME)
-    state = None
-    if resume:
-        if not os.path.isfile(ckpt_path):
-            raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
-        state = load_snn_checkpoint(ckpt_path)
-        stored = state["config"]
-        full = {**DEFAULTS, **config}
-        clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and full[k] != stored[k]]
-        if clash:
-            k = sorted(clash)[0]
-            raise UserError(f"--{k.replace('_', '-')} {full[k]} differs from the resumed run's {stored[k]}; "
-                            "a resumed run keeps its settings (drop the flag, or start a new --out)")
-        config = {**stored, **{k: full[k] for k in RESUME_FREE}}
-    elif os.path.exists(ckpt_path):
-        raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
-    config = resolve_config(config)
-
+    full, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit, load_snn_checkpoint)
+    config = resolve_config(full)
     torch.manual_seed(config["seed"])
     model = build_snn(config)
     train, test = load_data(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
-                                weight_decay=config["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
-    metrics: list[dict] = []
-    start = 0
-    if state is not None:
-        load_state_strict(model, state["model_state"], source=ckpt_path)
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        torch.set_rng_state(state["rng_state"])
-        metrics = list(state["metrics"])
-        start = state["epoch"]
-        if start >= config["epochs"]:
-            print(f"run in {out_dir} is already complete ({start} epochs)")
-            return ckpt_path
-
-    loss_fn = nn.CrossEntropyLoss()
     T = config["T"]
-    end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
-    for epoch in range(start, end):
-        t0 = time.time()
-        model.train()
-        train.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        loss_sum = 0.0
-        correct = seen = 0
-        bar = tqdm(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not progress, leave=False)
-        for x, y in bar:
-            out = model(x)  # mean over T of the last layer's output
-            loss = loss_fn(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((out.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        scheduler.step()
-        test_correct, test_total = evaluate_steps(model, test, T, progress)
-        curve = (test_correct.double() / test_total).tolist()
-        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, "test_acc": curve[-1],
-               **{f"test_acc_t{t}": acc for t, acc in enumerate(curve, 1)}, "lr": lr,
-               "seconds": time.time() - t0}
-        metrics.append(row)
-        save_checkpoint({
-            "kind": KIND, "format": FORMAT, "config": config, "epoch": epoch + 1,
-            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-            "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
-            "metrics": metrics, "complete": epoch + 1 == config["epochs"],
-        }, ckpt_path)
-        atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
-        table_row = snn_row(config, curve, epoch + 1)
-        write_snn_tables([table_row], [{**table_row, "curve": curve, "samples": test_total, "checkpoint": ckpt_path,
+
+    last = {}
+
+    def evaluate(model, test):
+        correct, total = evaluate_steps(model, test, T, progress)
+        curve = (correct.double() / total).tolist()
+        last.update(curve=curve, samples=total)
+        return {"test_acc": curve[-1], **{f"test_acc_t{t}": acc for t, acc in enumerate(curve, 1)}}
+
+    def after_epoch(model, row):
+        curve, total = last["curve"], last["samples"]
+        table_row = snn_row(config, curve, row["epoch"])
+        write_snn_tables([table_row], [{**table_row, "curve": curve, "samples": total, "checkpoint": ckpt_path,
                                         "train_config": config}], provenance(), out_dir)
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
-                       f"test@T={T} {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
-    return ckpt_path
+
+    return fit(model, config, train, test, evaluate, KIND, state, ckpt_path, progress, stop_after, after_epoch)
+

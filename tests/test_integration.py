@@ -1,7 +1,6 @@
 """End to end on real CIFAR-10: train-ann → convert → sweep, exact resume, and the matched T = 1 identity."""
 
 import json
-import os
 
 import pandas as pd
 import pytest
