@@ -34,3 +34,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def write_fake_cifar10(root) -> str:
+    """Write a tiny stand-in for CIFAR-10 in torchvision's file format under ``root`` (10 random images
+    per file, one per class) and return ``root``. Its MD5s are not torchvision's: it loads only with
+    --skip-md5 (which logs one warning line)."""
+    import pickle
+
+    folder = os.path.join(str(root), "cifar-10-batches-py")
+    os.makedirs(folder)
+    g = torch.Generator().manual_seed(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = torch.randint(0, 256, (10, 3072), generator=g, dtype=torch.uint8).numpy()
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump({"data": data, "labels": list(range(10))}, f)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def fake_cifar(tmp_path_factory):
+    """A folder holding :func:`write_fake_cifar10`'s stand-in CIFAR-10."""
+    return write_fake_cifar10(tmp_path_factory.mktemp("fake_cifar"))

@@ -6,7 +6,6 @@ torchvision's file format is used (``fake_cifar``, loaded with --skip-md5).
 """
 
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -258,23 +257,6 @@ def test_train_corrupt_data_file_with_skip_md5(capsys, tmp_path):
     assert code == 2 and len(lines) == 2 and lines[1].startswith("Error: ")
 
 
-@pytest.fixture(scope="module")
-def fake_cifar(tmp_path_factory):
-    """A tiny stand-in for CIFAR-10 in torchvision's file format (10 images per file, one per class).
-
-    Its MD5s are not torchvision's, so it loads only with --skip-md5 (which logs one warning line).
-    """
-    root = tmp_path_factory.mktemp("fake_cifar")
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir()
-    g = torch.Generator().manual_seed(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = torch.randint(0, 256, (10, 3072), generator=g, dtype=torch.uint8).numpy()
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": list(range(10))}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    return str(root)
 
 
 def split_warnings(err):

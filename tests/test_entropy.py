@@ -4,10 +4,11 @@ directly with click's CliRunner, so it needs no registration in the main group).
 
 import math
 import os
-import pickle
 
 import numpy as np
 import pytest
+
+from conftest import write_fake_cifar10
 import torch
 from click.testing import CliRunner
 
@@ -270,16 +271,7 @@ def ann_checkpoint(tmp_path_factory, ann):
     cfg = {**DEFAULTS, "arch": "resnet20", "dataset": "cifar10", "width": 0.25, "lambda_init": 1.0, "epochs": 1}
     save_checkpoint({"kind": "ann", "format": FORMAT, "config": cfg, "epoch": 1, "model_state": ann.state_dict(),
                      "metrics": [], "complete": True}, str(d / "ann.pt"))
-    folder = d / "data" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    g = torch.Generator().manual_seed(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = torch.randint(0, 256, (10, 3072), generator=g, dtype=torch.uint8).numpy()
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": list(range(10))}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    return str(d / "ann.pt"), str(d / "data")
+    return str(d / "ann.pt"), write_fake_cifar10(d / "data")
 
 
 def test_cli_measured_mode(tmp_path, ann_checkpoint):

@@ -7,7 +7,6 @@ file format (``fake_cifar``, loaded with skip_md5).
 
 import math
 import os
-import pickle
 
 import pandas as pd
 import pytest
@@ -271,20 +270,6 @@ def test_overfits_64_images():
 
 
 # ---------------------------------------------------------------- train_snn: checkpoints and resume
-@pytest.fixture(scope="module")
-def fake_cifar(tmp_path_factory):
-    """A tiny stand-in for CIFAR-10 in torchvision's file format (10 images per file, one per class)."""
-    root = tmp_path_factory.mktemp("fake_cifar")
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir()
-    g = torch.Generator().manual_seed(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = torch.randint(0, 256, (10, 3072), generator=g, dtype=torch.uint8).numpy()
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": list(range(10))}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
-    return str(root)
 
 
 def tiny_config(fake_cifar, **extra):
