@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, positive_number
 from .neurons import MultiBitIF
 from .quantizer import check_bits, max_count
 from .simulate import Observer, simulate_snn
@@ -44,13 +44,7 @@ DEFAULT_BITS = ((1, 0), (2, 0), (1, 1), (2, 1))
 
 
 def _check_v_th(v_th: float) -> float:
-    try:
-        v = float(v_th)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (v > 0 and v < float("inf")):
-        raise UserError(f"the threshold V_th must be a positive number, got {v_th!r}")
-    return v
+    return positive_number("the threshold V_th", v_th)
 
 
 def _survival(x: float) -> float:

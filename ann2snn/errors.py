@@ -8,3 +8,14 @@ status 2, with no traceback. Library callers can catch it like any other excepti
 
 class UserError(Exception):
     """A mistake the user can fix; the message says what to do (one line)."""
+
+
+def positive_number(name: str, value) -> float:
+    """``value`` as a finite float > 0; UserError naming ``name`` otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (v > 0 and v < float("inf")):
+        raise UserError(f"{name} must be a positive number, got {value!r}")
+    return v

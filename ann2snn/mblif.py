@@ -59,7 +59,7 @@ import math
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, positive_number
 from .quantizer import check_bits, fire_count, max_count
 
 RESET_MODES = ("hard", "subtract")
@@ -104,15 +104,6 @@ def multilevel_spike(u: torch.Tensor, q: float, k_max: int, alpha: float = 2.0) 
     return MultiLevelSpike.apply(u, float(q), int(k_max), float(alpha))
 
 
-def _positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (v > 0 and v < float("inf")):
-        raise UserError(f"{name} must be a positive number, got {value!r}")
-    return v
-
 
 class MBLIF(nn.Module):
     """Multi-bit LIF neuron, multi-step: ``[T, B, ...]`` input currents → ``[T, B, ...]`` spike values.
@@ -150,9 +141,9 @@ class MBLIF(nn.Module):
             raise UserError(f"unknown reset {reset!r}: use one of {', '.join(RESET_MODES)}")
         self.int_bits, self.frac_bits = int_bits, frac_bits
         self.tau = tau_f
-        self.v_th = _positive("v_th", v_th)
+        self.v_th = positive_number("v_th", v_th)
         self.reset = reset
-        self.surrogate_alpha = _positive("surrogate_alpha", surrogate_alpha)
+        self.surrogate_alpha = positive_number("surrogate_alpha", surrogate_alpha)
         self.detach_reset = bool(detach_reset)
 
     @property
