@@ -1,0 +1,153 @@
+"""Speed and memory ratios, each measured within this one run (issue 5's P1-P5).
+
+Usage: python benchmarks/ratios.py [--out results/benchmarks/cpu.md] [--arch vgg16 --width 0.25]
+
+  P1  SNN simulation of T steps / (T x one ANN forward), at T = 8, 32, 128   (target <= 1.0)
+  P2  one sweep over T = {4, 16, 64, 128} / one 128-step simulation          (target <= 1.05)
+  P3  peak memory of a T=128 simulation / of a T=8 simulation                (target <= 1.1)
+  P4  a QCFS training step / the same network with ReLU                      (target <= 1.15)
+  P5  data pipeline images/s / model training images/s                       (target >= 10)
+
+Ratios, not seconds: both sides of each ratio run on the same machine in the same process (P3:
+in two child processes, peak RSS), so machine speed cancels out. Random inputs stand in for images
+(speed does not depend on pixel values); P5 uses a random uint8 array the size of CIFAR-10's
+training set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """Best of ``repeat`` wall-clock timings of ``fn()`` (seconds)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def build(arch, width, activation="qcfs"):
+    from ann2snn.ann import build_ann
+
+    torch.manual_seed(0)
+    return build_ann({"arch": arch, "dataset": "cifar10", "width": width, "activation": activation,
+                      "lambda_init": 1.0})
+
+
+def snn_of(ann, bits=(1, 3)):
+    from ann2snn.snn import convert_ann
+
+    return convert_ann(ann.eval(), {"int_bits": bits[0], "frac_bits": bits[1], "v_init": "half-lsb"})
+
+
+def peak_rss_child(arch, width, T, batch) -> float:
+    """Peak resident memory (MiB) of a child process that simulates T steps."""
+    code = f"""
+import resource, torch, sys
+sys.path.insert(0, {repr(sys.path[0])})
+from ratios import build, snn_of
+from ann2snn.simulate import simulate_snn
+torch.manual_seed(0)
+snn = snn_of(build({arch!r}, {width}))
+x = torch.randn({batch}, 3, 32, 32); y = torch.zeros({batch}, dtype=torch.long)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+simulate_snn(snn, [(x, y)], {T})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="vgg16")
+    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--out", default=None, help="also write the table (Markdown) here")
+    args = ap.parse_args()
+    from ann2snn.data import CifarBatches, DATASETS
+    from ann2snn.simulate import simulate_snn
+
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, 3, 32, 32)
+    y = torch.zeros(args.batch, dtype=torch.long)
+    ann = build(args.arch, args.width).eval()
+    snn = snn_of(ann)
+    rows = []
+
+    with torch.inference_mode():
+        fwd = timed(lambda: ann(x), repeat=5)
+    for T in (8, 32, 128):
+        sim = timed(lambda: simulate_snn(snn, [(x, y)], T), repeat=1 if T == 128 else 2)
+        rows.append(("P1", f"SNN {T} steps / ({T} x ANN forward)", sim / (T * fwd), "<= 1.0"))
+
+    one = timed(lambda: simulate_snn(snn, [(x, y)], 128), repeat=1)
+
+    def sweep():  # what `ann2snn sweep --T 4,16,64,128` does: one 128-step simulation, read at 4 T
+        correct, n = simulate_snn(snn, [(x, y)], 128)
+        return [int(correct[T - 1]) for T in (4, 16, 64, 128)]
+    rows.append(("P2", "sweep {4,16,64,128} / one 128-step run", timed(sweep, repeat=1) / one, "<= 1.05"))
+
+    m8 = peak_rss_child(args.arch, args.width, 8, args.batch)
+    m128 = peak_rss_child(args.arch, args.width, 128, args.batch)
+    rows.append(("P3", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
+
+    def train_step(model):
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        labels = torch.randint(0, 10, (args.batch,))
+
+        def step():
+            loss = torch.nn.functional.cross_entropy(model(x), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return step
+    qcfs_net, relu_net = build(args.arch, args.width).train(), build(args.arch, args.width, "relu").train()
+    t_qcfs = timed(train_step(qcfs_net), repeat=5)
+    t_relu = timed(train_step(relu_net), repeat=5)
+    rows.append(("P4", "QCFS training step / ReLU training step", t_qcfs / t_relu, "<= 1.15"))
+
+    images = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.zeros(50000, dtype=torch.long)
+    loader = CifarBatches(images, labels, DATASETS["cifar10"], 128, augment="crop-flip", shuffle=True)
+
+    def one_epoch_data():
+        for _ in loader:
+            pass
+    data_ips = 50000 / timed(one_epoch_data, repeat=1)
+    train_ips = args.batch / t_qcfs
+    rows.append(("P5", f"data images/s / training images/s ({data_ips:.0f} / {train_ips:.0f})", data_ips / train_ips,
+                 ">= 10"))
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    lines = [f"Ratios measured in one run: {args.arch} x{args.width}, batch {args.batch}, MBIF(1+3), "
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads, device: {device}.", "",
+             "| id | ratio | value | target | met |", "|---|---|---:|---|---|"]
+    for rid, what, value, target in rows:
+        op, bound = target.split()
+        met = value <= float(bound) if op == "<=" else value >= float(bound)
+        lines.append(f"| {rid} | {what} | {value:.3f} | {target} | {'yes' if met else 'no'} |")
+    lines += ["", f"Command: `python benchmarks/ratios.py {' '.join(sys.argv[1:])}`"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        with open(args.out.rsplit(".", 1)[0] + ".json", "w") as f:
+            json.dump({"rows": [dict(zip(("id", "ratio", "value", "target"), r)) for r in rows],
+                       "device": device, "torch": torch.__version__}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
