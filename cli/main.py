@@ -160,7 +160,8 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
               help="Count synaptic events, bit-plane accumulates and energy per image at each T (sweep_ops.csv).")
 @click.option("--diagnostics", is_flag=True,
               help="Per-layer firing rate, silent and saturated fractions, rate error, first spike (sweep_layers.csv).")
-@click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png, energy_vs_accuracy.png.")
+@click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
+              "energy_vs_accuracy.png; implies --diagnostics.")
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, ops,
