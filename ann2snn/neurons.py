@@ -35,8 +35,10 @@ class MultiBitIF(nn.Module):
             (ANN-mode parity: the converted network then computes exactly the ANN).
 
     Shapes: ``forward(x)`` takes the input current of one step, ``[B, ...]`` (e.g. ``[B, C, H, W]``),
-    and returns the spike value ``s_t = k_t·q`` of the same shape (units of θ). The membrane
-    potential ``v`` persists across calls until :meth:`reset`.
+    and returns the spike value ``s_t = k_t·q`` of the same shape (units of θ). With
+    ``time_chunk = c > 1`` it takes ``c`` steps merged time-major into the batch, ``[c·B, ...]``,
+    runs them in order and returns ``[c·B, ...]``. The membrane potential ``v`` persists across
+    calls until :meth:`reset`.
 
     Raises:
         UserError: for θ <= 0 or not finite, bad bit widths or an unknown ``v_init``.
@@ -56,6 +58,8 @@ class MultiBitIF(nn.Module):
         self.v_init = v_init
         self.ann_activation = ann_activation
         self.mode = "snn"
+        #: steps merged into the batch of one call (time-batched simulation); 1 = one step per call
+        self.time_chunk = 1
         self.v: torch.Tensor | None = None
 
     @property
@@ -91,6 +95,13 @@ class MultiBitIF(nn.Module):
             if self.ann_activation is None:
                 raise RuntimeError("this neuron has no source activation to run in ANN mode")
             return self.ann_activation(x)
+        if self.time_chunk > 1:  # x is [time_chunk · B, ...], time-major: run the steps in order
+            steps = x.reshape(self.time_chunk, -1, *x.shape[1:])
+            return torch.cat([self._step(steps[t]) for t in range(self.time_chunk)])
+        return self._step(x)
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        """One time step: charge, fire, reset by subtraction (see the module docstring)."""
         q = self.quantum()
         if self.v is None:
             self.v = self.initial_potential().expand_as(x)

@@ -72,7 +72,7 @@ class Observer:
 
 @torch.inference_mode()
 def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = False,
-                 observers: Iterable[Observer] = ()) -> tuple[torch.Tensor, int]:
+                 observers: Iterable[Observer] = (), time_chunk: int = 1) -> tuple[torch.Tensor, int]:
     """Simulate a converted SNN for ``T`` steps on every batch, in one pass.
 
     Args:
@@ -80,6 +80,9 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
         batches: yields ``(x [B, 3, H, W], y [B])``; ``x`` is fed as the current at every step.
         T: number of time steps (>= 1).
         observers: :class:`Observer` objects told when batches and steps begin and end.
+        time_chunk: steps run per network call, merged time-major into the batch (time-batched
+            simulation: each layer runs once per chunk, the neurons step through it in order).
+            The result equals step-by-step simulation; memory grows with the chunk, not with T.
 
     Returns:
         ``(correct [T] int64, total)``: ``correct[t-1]`` counts samples whose accumulated logits
@@ -88,6 +91,10 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
     """
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
+    if time_chunk > 1:
+        if observers:
+            raise ValueError("observers need step-by-step simulation (time_chunk=1)")
+        return _simulate_chunked(model, batches, T, time_chunk, progress)
     model.eval()
     correct = torch.zeros(T, dtype=torch.int64)
     total = 0
@@ -108,4 +115,32 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
         correct += hits.cpu()
         total += len(y)
     reset_neurons(model)
+    return correct, total
+
+
+def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, progress: bool) -> tuple[torch.Tensor, int]:
+    """:func:`simulate_snn` with ``chunk`` steps per network call (see there)."""
+    model.eval()
+    neurons = neurons_of(model)
+    correct = torch.zeros(T, dtype=torch.int64)
+    total = 0
+    try:
+        for x, y in tqdm(batches, desc=f"SNN T={T}", leave=False, disable=not progress):
+            reset_neurons(model)
+            acc = None
+            hits = torch.zeros(T, dtype=torch.int64, device=y.device)
+            for start in range(0, T, chunk):
+                c = min(chunk, T - start)
+                for n in neurons:
+                    n.time_chunk = c
+                out = model(x.repeat(c, *([1] * (x.dim() - 1)))).reshape(c, len(y), -1)
+                for t in range(c):
+                    acc = out[t] if acc is None else acc + out[t]
+                    hits[start + t] = (acc.argmax(1) == y).sum()
+            correct += hits.cpu()
+            total += len(y)
+    finally:
+        for n in neurons:
+            n.time_chunk = 1
+        reset_neurons(model)
     return correct, total

@@ -65,7 +65,7 @@ def describe_neuron(conv: dict) -> str:
 
 
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
-                ops: bool = True, diagnostics: bool = False) -> dict:
+                ops: bool = True, diagnostics: bool = False, time_chunk: int = 1) -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
     With ``ops``, operation counts and energies per image at each T of ``T_list``
@@ -90,7 +90,7 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
         observers.append(diag)
     t0 = time.time()
     try:
-        correct, total_snn = simulate_snn(snn, batches, T_max, progress, observers=observers)
+        correct, total_snn = simulate_snn(snn, batches, T_max, progress, observers=observers, time_chunk=time_chunk)
     finally:
         for obs in observers:
             obs.remove()

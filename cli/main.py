@@ -160,12 +160,15 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
               help="Count synaptic events, bit-plane accumulates and energy per image at each T (sweep_ops.csv).")
 @click.option("--diagnostics", is_flag=True,
               help="Per-layer firing rate, silent and saturated fractions, rate error, first spike (sweep_layers.csv).")
+@click.option("--time-chunk", type=int, default=1, show_default=True,
+              help="Steps merged into one network call (time-batched simulation; same results, memory grows with "
+                   "the chunk). Needs --no-ops and no --diagnostics/--plots.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, ops,
-              diagnostics, plots, out, quiet):
+              diagnostics, time_chunk, plots, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann import load_ann
     from ann2snn.checkpoint import file_sha256, load_checkpoint
@@ -176,6 +179,10 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
 
     T_list = parse_T(T_text)
     check_output_dir(out)
+    if time_chunk < 1:
+        raise UserError(f"--time-chunk must be >= 1, got {time_chunk}")
+    if time_chunk > 1 and (ops or diagnostics or plots):
+        raise UserError("--time-chunk > 1 runs without per-step observers: add --no-ops and drop --diagnostics/--plots")
     if subset is not None and subset < 1:
         raise UserError(f"--subset must be a number of test images >= 1 (leave it out for all), got {subset}")
     if batch_size < 1:
@@ -214,7 +221,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
         if cfg["dataset"] not in data_cache:
             data_cache[cfg["dataset"]] = test_batches(cfg, data_dir, batch_size, subset, download, skip_md5)
         result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet, T_list=T_list,
-                             ops=ops, diagnostics=diagnostics or plots)
+                             ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk)
         epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
         row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
         rows.append(row)
