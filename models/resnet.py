@@ -9,6 +9,13 @@ from torch import nn
 from .init import init_weights
 
 
+def shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """Identity (empty Sequential), or conv1×1 + BN when the block changes stride or width (option B)."""
+    if stride != 1 or c_in != c_out:
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+    return nn.Sequential()
+
+
 class BasicBlock(nn.Module):
     """conv3×3-BN-act-conv3×3-BN, plus shortcut, then the activation *after* the residual add.
 
@@ -24,9 +31,7 @@ class BasicBlock(nn.Module):
         self.act1 = act()
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = shortcut(c_in, c_out, stride)
         self.act2 = act()
 
     def forward(self, x):

@@ -44,6 +44,7 @@ from ann2snn.errors import UserError
 from ann2snn.mblif import MBLIF
 
 from .init import init_weights
+from .resnet import shortcut
 
 #: width multiplier used when none is given (see the module docstring for why)
 DEFAULT_WIDTH = {"resnet20": 4.0, "resnet18": 1.0}
@@ -68,9 +69,7 @@ class SpikingBasicBlock(nn.Module):
         self.sn1 = neuron()
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = shortcut(c_in, c_out, stride)
         self.ic = bool(ic)
         if self.ic:
             self.conv_re = nn.Conv2d(2 * c_out, c_out, 1, bias=False)
