@@ -242,11 +242,13 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
     click.echo("wrote " + ", ".join(paths))
 
 
+from ann2snn.cli.ablate import ablate_cmd  # noqa: E402
 from ann2snn.cli.entropy import entropy_cmd  # noqa: E402
 from ann2snn.cli.train_snn import train_snn_cmd  # noqa: E402
 
 cli.add_command(entropy_cmd)
 cli.add_command(train_snn_cmd)
+cli.add_command(ablate_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

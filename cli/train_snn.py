@@ -13,42 +13,56 @@ from click.core import ParameterSource
 from ann2snn.data import default_data_dir
 
 
+#: train-snn's options that an ablation shares across all its rows (everything but the neuron,
+#: its bits, --ic, --seed and the run-folder flags)
+SHARED_OPTIONS = [
+    click.option("--arch", type=click.Choice(["resnet20", "resnet18"]), default="resnet20", show_default=True,
+                  help="Spiking CIFAR ResNet (the seed's Table 3 uses ResNet-20)."),
+    click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True),
+    click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
+                  help="Folder holding cifar-10-batches-py/ or cifar-100-python/."),
+    click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online)."),
+    click.option("--skip-md5", is_flag=True,
+                  help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies."),
+    click.option("--reset", type=click.Choice(["hard", "subtract"]), default="hard", show_default=True,
+                  help="hard: potential to 0 after any spike (the seed's). subtract: minus k·V_th·2^-n."),
+    click.option("--T", "T", type=int, default=4, show_default=True, help="Time steps (accuracy is reported at every t <= T)."),
+    click.option("--tau", type=float, default=4.0, show_default=True, help="Membrane time constant; leak 1 - 1/tau."),
+    click.option("--v-th", type=float, default=0.6, show_default=True, help="Threshold V_th."),
+    click.option("--surrogate-alpha", type=float, default=2.0, show_default=True,
+                  help="Sharpness of the per-level arctan surrogate (half width 2/(pi·alpha) quanta)."),
+    click.option("--detach-reset/--no-detach-reset", default=True, show_default=True,
+                  help="Keep the reset out of the gradient."),
+    click.option("--epochs", type=int, default=100, show_default=True),
+    click.option("--batch-size", type=int, default=64, show_default=True),
+    click.option("--lr", type=float, default=0.1, show_default=True),
+    click.option("--momentum", type=float, default=0.9, show_default=True),
+    click.option("--weight-decay", type=float, default=1e-4, show_default=True),
+    click.option("--width", type=float, default=None,
+                  help="Channel width multiplier [default: 4 for resnet20 (64/128/256 channels), 1 for resnet18]."),
+    click.option("--subset", type=int, default=None, help="Train on a fixed, seeded, class-balanced subset of N images."),
+    click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images."),
+    click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
+                  show_default=True),
+]
+
+
+def shared_options(f):
+    """Decorate a click command with :data:`SHARED_OPTIONS` (in their listed order)."""
+    for option in reversed(SHARED_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.command("train-snn", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--arch", type=click.Choice(["resnet20", "resnet18"]), default="resnet20", show_default=True,
-              help="Spiking CIFAR ResNet (the seed's Table 3 uses ResNet-20).")
-@click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True)
-@click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
-              help="Folder holding cifar-10-batches-py/ or cifar-100-python/.")
-@click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online).")
-@click.option("--skip-md5", is_flag=True,
-              help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies.")
 @click.option("--neuron", type=click.Choice(["lif", "mblif"]), default="mblif", show_default=True,
               help="lif = MBLIF 1+0 (binary spikes). mblif sends counts·2^-n with --int-bits m, --frac-bits n.")
 @click.option("--int-bits", type=int, default=None, help="m (mblif; default 2, the seed's best 2+1).")
 @click.option("--frac-bits", type=int, default=None, help="n (mblif; default 1).")
 @click.option("--ic/--no-ic", default=True, show_default=True,
               help="The seed's interlaminar connection (1x1 conv + BN + ECA) in every residual block.")
-@click.option("--reset", type=click.Choice(["hard", "subtract"]), default="hard", show_default=True,
-              help="hard: potential to 0 after any spike (the seed's). subtract: minus k·V_th·2^-n.")
-@click.option("--T", "T", type=int, default=4, show_default=True, help="Time steps (accuracy is reported at every t <= T).")
-@click.option("--tau", type=float, default=4.0, show_default=True, help="Membrane time constant; leak 1 - 1/tau.")
-@click.option("--v-th", type=float, default=0.6, show_default=True, help="Threshold V_th.")
-@click.option("--surrogate-alpha", type=float, default=2.0, show_default=True,
-              help="Sharpness of the per-level arctan surrogate (half width 2/(pi·alpha) quanta).")
-@click.option("--detach-reset/--no-detach-reset", default=True, show_default=True,
-              help="Keep the reset out of the gradient.")
-@click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
-@click.option("--width", type=float, default=None,
-              help="Channel width multiplier [default: 4 for resnet20 (64/128/256 channels), 1 for resnet18].")
+@shared_options
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--subset", type=int, default=None, help="Train on a fixed, seeded, class-balanced subset of N images.")
-@click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
-@click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
-              show_default=True)
 @click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv, accuracy.csv/.md/.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# The real CPU training runs behind results/ (each resumes if its checkpoint exists).
-# Usage: bash results/train_runs.sh [RUN ...]   RUN in: vgg16-qcfs vgg16-matched resnet18-qcfs resnet18-matched
+# The real CPU training runs behind results/ (each resumes if its checkpoint exists, so a run cut off by
+# the end of a session continues where it stopped when the script is run again).
+# Usage: OMP_NUM_THREADS=1 bash results/train_runs.sh [RUN ...]
+#   RUN = DATASET-ARCH-ACTIVATION[-seedS], e.g. cifar10-vgg16-qcfs, cifar100-resnet18-matched,
+#   cifar10-vgg16-matched-seed1.   DATASET: cifar10|cifar100  ARCH: vgg16|resnet18
+#   ACTIVATION: qcfs (L=4) | matched (1+3).  Seed 0 when no -seedS suffix.
+# Every run: width 0.25, 30 epochs, lambda init auto (issue 7). CIFAR-100 is the offline copy (--skip-md5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
-common="--dataset cifar10 --width 0.25 --epochs 30 --seed 0 --lambda-init auto --quiet"
-train() {  # name, then flags
-  local name=$1; shift
-  local resume=""; [ -f "$RUNS/$name/checkpoint.pt" ] && resume="--resume"
-  echo "== $name: ann2snn train-ann $common $* --out $RUNS/$name $resume"
-  ann2snn train-ann $common "$@" --out "$RUNS/$name" $resume
-}
-for run in "${@:-vgg16-qcfs}"; do
-  case $run in
-    vgg16-qcfs)       train cifar10-vgg16-qcfs --arch vgg16 --activation qcfs --levels 4 ;;
-    vgg16-matched)    train cifar10-vgg16-matched --arch vgg16 --activation matched --int-bits 1 --frac-bits 3 ;;
-    resnet18-qcfs)    train cifar10-resnet18-qcfs --arch resnet18 --activation qcfs --levels 4 ;;
-    resnet18-matched) train cifar10-resnet18-matched --arch resnet18 --activation matched --int-bits 1 --frac-bits 3 ;;
-    *) echo "unknown run $run" >&2; exit 2 ;;
+for run in "${@:-cifar10-vgg16-qcfs}"; do
+  IFS=- read -r dataset arch act seed extra <<<"$run"
+  seed=${seed#seed}; seed=${seed:-0}
+  case "$dataset/$arch/$act/$extra" in
+    cifar10/vgg16/*/|cifar10/resnet18/*/|cifar100/vgg16/*/|cifar100/resnet18/*/) ;;
+    *) echo "unknown run '$run' (want DATASET-ARCH-ACTIVATION[-seedS])" >&2; exit 2 ;;
   esac
+  case $act in
+    qcfs) actflags="--activation qcfs --levels 4" ;;
+    matched) actflags="--activation matched --int-bits 1 --frac-bits 3" ;;
+    *) echo "unknown activation '$act' in '$run' (qcfs|matched)" >&2; exit 2 ;;
+  esac
+  md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
+  resume=""; [ -f "$RUNS/$run/checkpoint.pt" ] && resume="--resume"
+  cmd="ann2snn train-ann --dataset $dataset $md5 --arch $arch $actflags --width 0.25 --epochs 30 --seed $seed"
+  cmd="$cmd --lambda-init auto --quiet --out $RUNS/$run $resume"
+  echo "== $run: $cmd"
+  $cmd
 done

@@ -1,0 +1,116 @@
+"""`ann2snn ablate`: the seed's Table 3 rows over seeds, one table of mean ± std, resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ann2snn.ablation import ROWS, parse_rows, parse_seeds, run_ablation, run_configs, run_dir
+from ann2snn.cli.ablate import ablate_cmd
+from ann2snn.errors import UserError
+
+
+def common(fake_cifar, **extra):
+    return {"width": 0.25, "T": 2, "epochs": 1, "batch_size": 25, "data_dir": fake_cifar, "skip_md5": True, **extra}
+
+
+def test_rows_are_the_seeds_table3():
+    assert list(ROWS) == ["lif", "lif+ic", "mblif2+0", "mblif1+1", "mblif2+1", "mblif2+1+ic"]
+    configs = {row: cfg for row, _, cfg in run_configs({"width": 0.25}, parse_rows("all"), [0])}
+    got = {row: (c["int_bits"], c["frac_bits"], c["ic"]) for row, c in configs.items()}
+    assert got == {"lif": (1, 0, False), "lif+ic": (1, 0, True), "mblif2+0": (2, 0, False),
+                   "mblif1+1": (1, 1, False), "mblif2+1": (2, 1, False), "mblif2+1+ic": (2, 1, True)}
+    # every other setting is shared
+    shared = [{k: v for k, v in c.items() if k not in ("neuron", "int_bits", "frac_bits", "ic")}
+              for c in configs.values()]
+    assert all(s == shared[0] for s in shared)
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("lif,foo", "unknown ablation row 'foo'"), ("lif,lif", "names a row twice"), ("", "unknown ablation row ''"),
+])
+def test_parse_rows_errors(text, msg):
+    with pytest.raises(UserError, match=msg):
+        parse_rows(text)
+
+
+@pytest.mark.parametrize("text", ["", "a", "0,0", "-1", "0,,1", "1.5"])
+def test_parse_seeds_errors(text):
+    with pytest.raises(UserError, match="--seeds must be distinct whole numbers"):
+        parse_seeds(text)
+
+
+def test_parse_ok():
+    assert parse_rows("mblif2+1+ic, lif") == ["mblif2+1+ic", "lif"]
+    assert parse_seeds("3,0") == [3, 0]
+
+
+def test_common_settings_may_not_set_row_keys():
+    with pytest.raises(UserError, match="ablate sets int_bits, seed per row and seed itself"):
+        run_configs({"int_bits": 2, "seed": 1}, ["lif"], [0])
+
+
+def test_ablation_table_means_and_resume(tmp_path, fake_cifar):
+    out = str(tmp_path / "abl")
+    rows, seeds = ["lif", "mblif2+1+ic"], [0, 1]
+    # a run cut off after epoch 1 of 2 is reported as not finished and left out of the means
+    run_ablation(common(fake_cifar, epochs=2), rows, seeds, out, progress=False, stop_after=1)
+    md = open(os.path.join(out, "ablation.md")).read()
+    assert "NOT FINISHED" in md and "lif seed 0 (1/2 epochs)" in md
+    assert (pd.read_csv(os.path.join(out, "ablation.csv"))["acc"] == "not run").all()
+    # the same command again resumes every run and finishes the table
+    paths = run_ablation(common(fake_cifar, epochs=2), rows, seeds, out, progress=False)
+    table = pd.read_csv(paths[0])
+    assert list(table["row"]) == rows and list(table["seeds"]) == [2, 2]
+    for _, r in table.iterrows():
+        accs = []
+        for seed in seeds:
+            ckpt = torch.load(os.path.join(run_dir(out, r["row"], seed), "checkpoint.pt"), weights_only=True)
+            assert ckpt["epoch"] == 2 and ckpt["config"]["seed"] == seed
+            accs.append(100 * ckpt["metrics"][-1]["test_acc"])
+        assert r["acc_mean"] == pytest.approx(np.mean(accs), abs=0.006)
+        assert r["acc_std"] == pytest.approx(np.std(accs, ddof=1), abs=0.006)
+        assert r["acc"] == f"{np.mean(accs):.2f} ± {np.std(accs, ddof=1):.2f}"
+    assert "NOT FINISHED" not in open(paths[1]).read()
+    details = json.load(open(paths[2]))
+    assert len(details["runs"]) == 4 and all(d["complete"] for d in details["runs"])
+    assert table.loc[1, "neuron"] == "MBLIF 2+1" and bool(table.loc[1, "ic"]) is True
+    # a finished ablation run again only rewrites the table; other settings in the same --out are refused
+    before = os.path.getmtime(os.path.join(run_dir(out, "lif", 0), "checkpoint.pt"))
+    run_ablation(common(fake_cifar, epochs=2), rows, seeds, out, progress=False)
+    assert os.path.getmtime(os.path.join(run_dir(out, "lif", 0), "checkpoint.pt")) == before
+    with pytest.raises(UserError, match="--T 3 differs from the resumed run's 2"):
+        run_ablation(common(fake_cifar, epochs=2, T=3), rows, seeds, out, progress=False)
+
+
+def test_cli(tmp_path, fake_cifar):
+    out = tmp_path / "abl"
+    args = ["--rows", "lif,mblif1+1", "--seeds", "0", "--data-dir", fake_cifar, "--skip-md5", "--width", "0.25",
+            "--T", "2", "--epochs", "1", "--batch-size", "25", "--quiet", "--out", str(out)]
+    result = CliRunner().invoke(ablate_cmd, args)
+    assert result.exit_code == 0, result.output
+    assert "ablation table:" in result.output
+    assert list(pd.read_csv(out / "ablation.csv")["row"]) == ["lif", "mblif1+1"]
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--rows", "lif,bad"], "unknown ablation row 'bad'"),
+    (["--seeds", "x"], "--seeds must be distinct"),
+    (["--T", "0"], "--T must be a whole number >= 1"),
+    (["--width", "-1"], "--width must be > 0"),
+])
+def test_cli_rejects_bad_input_before_writing(tmp_path, flags, msg):
+    result = CliRunner().invoke(ablate_cmd, [*flags, "--out", str(tmp_path / "abl"), "--quiet"])
+    assert isinstance(result.exception, UserError) and msg in str(result.exception)
+    assert not os.path.exists(tmp_path / "abl")
+
+
+def test_cli_has_no_per_row_flags(tmp_path):
+    result = CliRunner().invoke(ablate_cmd, ["--neuron", "lif", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "No such option '--neuron'" in result.output
