@@ -115,6 +115,9 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
         else:
             msg = "not a file written by torch.save, or cut short"
         raise UserError(f"{path} is not a readable checkpoint (corrupt or truncated?): {msg}") from None
+    if isinstance(ckpt, dict) and ckpt.get("kind") == "direct-snn":
+        raise UserError(f"{path} is a directly trained SNN (from `ann2snn train-snn`); convert and sweep take "
+                        "ANN checkpoints from train-ann or SNN checkpoints from convert")
     if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("ann", "snn") or "model_state" not in ckpt:
         raise UserError(f"{path} is not an ann2snn checkpoint (made by train-ann or convert)")
     if ckpt.get("format") != FORMAT:

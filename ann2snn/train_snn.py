@@ -54,9 +54,11 @@ DEFAULTS = {
     "arch": "resnet20", "dataset": "cifar10", "neuron": "mblif", "int_bits": None, "frac_bits": None,
     "reset": "hard", "ic": True, "T": 4, "tau": 4.0, "v_th": 0.6, "surrogate_alpha": 2.0, "detach_reset": True,
     "epochs": 100, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "width": None,
-    "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
+    "seed": 0, "subset": None, "test_subset": None, "augment": None, "dvs_size": 128,
     "data_dir": "./data", "skip_md5": False, "download": False,
 }
+#: event data sets (frames as input, 2 polarity channels) beside CIFAR
+EVENT_DATASETS = ("dvs-gesture",)
 
 
 def resolve_config(config: dict) -> dict:
@@ -73,7 +75,17 @@ def resolve_config(config: dict) -> dict:
     c = {**DEFAULTS, **config}
     if c["arch"] not in SPIKING_ARCHS:
         raise UserError(f"unknown --arch {c['arch']!r} for train-snn: use one of {', '.join(SPIKING_ARCHS)}")
-    dataset_info(c["dataset"])
+    if c["dataset"] in EVENT_DATASETS:
+        from .dvs_gesture import check_frame_settings
+
+        check_frame_settings(c["T"] if isinstance(c["T"], int) else 1, c["dvs_size"])
+        if c["augment"] not in (None, "none"):
+            raise UserError(f"--augment {c['augment']} is for CIFAR; dvs-gesture takes none (a flip would turn "
+                            "left-hand gestures into right-hand ones)")
+        c["augment"] = "none"
+    else:
+        dataset_info(c["dataset"])
+        c["augment"] = "crop-flip" if c["augment"] is None else c["augment"]
     if c["neuron"] not in NEURONS:
         raise UserError(f"unknown --neuron {c['neuron']!r}: use lif or mblif")
     if c["neuron"] == "lif":
@@ -124,8 +136,34 @@ def build_snn(config: dict) -> nn.Module:
     neuron = mblif_factory(config["int_bits"], config["frac_bits"], tau=config["tau"], v_th=config["v_th"],
                            reset=config["reset"], surrogate_alpha=config["surrogate_alpha"],
                            detach_reset=config["detach_reset"])
-    return build_spiking_resnet(config["arch"], dataset_info(config["dataset"]).num_classes, neuron,
-                                width=config["width"], T=config["T"], ic=config["ic"])
+    if config["dataset"] in EVENT_DATASETS:
+        from .dvs_gesture import NUM_CLASSES
+
+        num_classes, in_channels = NUM_CLASSES, 2
+    else:
+        num_classes, in_channels = dataset_info(config["dataset"]).num_classes, 3
+    return build_spiking_resnet(config["arch"], num_classes, neuron, width=config["width"], T=config["T"],
+                                ic=config["ic"], in_channels=in_channels)
+
+
+def load_snn_data(config: dict):
+    """Train and test batches of a (resolved) config: CIFAR as :func:`ann2snn.train.load_data`, or
+    DVS-Gesture event frames ``[T, B, 2, H, W]`` from ``<data_dir>/DvsGesture`` (subsets applied)."""
+    if config["dataset"] not in EVENT_DATASETS:
+        return load_data(config)
+    from .data import balanced_subset
+    from .dvs_gesture import NUM_CLASSES, FrameBatches, load_split
+
+    root = os.path.join(config["data_dir"], "DvsGesture")
+    (xtr, ytr), (xte, yte) = (load_split(root, split, config["T"], config["dvs_size"]) for split in (True, False))
+    if config.get("subset"):
+        idx = balanced_subset(ytr, config["subset"], config["seed"], NUM_CLASSES)
+        xtr, ytr = xtr[idx], ytr[idx]
+    if config.get("test_subset"):
+        idx = balanced_subset(yte, config["test_subset"], 0, NUM_CLASSES)
+        xte, yte = xte[idx], yte[idx]
+    return (FrameBatches(xtr, ytr, config["batch_size"], shuffle=True, seed=config["seed"]),
+            FrameBatches(xte, yte, EVAL_CHUNK))
 
 
 def load_snn_checkpoint(path: str) -> dict:
@@ -176,7 +214,7 @@ def evaluate_steps(model: nn.Module, batches, T: int | None = None, progress: bo
     model.eval()
     correct, total = None, 0
     for x, y in tqdm(batches, desc="test", leave=False, disable=not progress):
-        for xs, ys in zip(x.split(chunk), y.split(chunk)):
+        for xs, ys in zip(x.split(chunk, dim=1 if x.dim() == 5 else 0), y.split(chunk)):  # [T, B, ...] frames
             out = model.forward_steps(xs, T)                          # [T, B, classes]
             steps = torch.arange(1, out.shape[0] + 1, dtype=out.dtype).view(-1, 1, 1)
             pred = (out.cumsum(0) / steps).argmax(-1)                 # [T, B]
@@ -233,7 +271,7 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     config = resolve_config(full)
     torch.manual_seed(config["seed"])
     model = build_snn(config)
-    train, test = load_data(config)
+    train, test = load_snn_data(config)
     T = config["T"]
 
     last = {}

@@ -18,9 +18,14 @@ from ann2snn.data import default_data_dir
 SHARED_OPTIONS = [
     click.option("--arch", type=click.Choice(["resnet20", "resnet18"]), default="resnet20", show_default=True,
                   help="Spiking CIFAR ResNet (the seed's Table 3 uses ResNet-20)."),
-    click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True),
+    click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "dvs-gesture"]), default="cifar10",
+                  show_default=True,
+                  help="dvs-gesture: IBM's DvsGesture release (AEDAT 3.1) in <data-dir>/DvsGesture, as T event frames "
+                       "(the seed's settings: --T 40 --v-th 1 --weight-decay 1e-3 --batch-size 32)."),
     click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
-                  help="Folder holding cifar-10-batches-py/ or cifar-100-python/."),
+                  help="Folder holding cifar-10-batches-py/, cifar-100-python/ or DvsGesture/."),
+    click.option("--dvs-size", type=int, default=128, show_default=True,
+                  help="dvs-gesture frame side: 128, or a divisor of it (pixels pooled 128/size per side)."),
     click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online)."),
     click.option("--skip-md5", is_flag=True,
                   help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies."),
@@ -42,8 +47,8 @@ SHARED_OPTIONS = [
                   help="Channel width multiplier [default: 4 for resnet20 (64/128/256 channels), 1 for resnet18]."),
     click.option("--subset", type=int, default=None, help="Train on a fixed, seeded, class-balanced subset of N images."),
     click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images."),
-    click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
-                  show_default=True),
+    click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default=None,
+                  help="[default: crop-flip for CIFAR, none for dvs-gesture (the only choice there)]"),
 ]
 
 

@@ -97,13 +97,14 @@ class SpikingCifarResNet(nn.Module):
         width: channel multiplier.
         T: default number of time steps.
         ic: use the interlaminar connection in every block.
+        in_channels: input channels (3 for images, 2 for DVS event frames).
 
     Shapes: ``forward(x)`` with ``x [B, 3, H, W]`` (repeated T times) or ``[T, B, 3, H, W]`` →
     ``[B, num_classes]`` (mean over steps); :meth:`forward_steps` → ``[T, B, num_classes]``.
     """
 
     def __init__(self, num_classes: int, neuron: Callable[[], nn.Module], blocks: list[int], channels: list[int],
-                 width: float = 1.0, T: int = 4, ic: bool = False):
+                 width: float = 1.0, T: int = 4, ic: bool = False, in_channels: int = 3):
         super().__init__()
         from . import scaled
 
@@ -113,7 +114,7 @@ class SpikingCifarResNet(nn.Module):
             raise UserError(f"--width must be > 0, got {width}")
         self.T, self.ic = T, bool(ic)
         chans = [scaled(c, width) for c in channels]
-        self.conv1 = nn.Conv2d(3, chans[0], 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, chans[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(chans[0])
         self.sn1 = neuron()
         blocks_ = []
@@ -150,19 +151,19 @@ class SpikingCifarResNet(nn.Module):
 
 
 def spiking_resnet20(num_classes: int, neuron: Callable[[], nn.Module], width: float | None = None, T: int = 4,
-                     ic: bool = False) -> SpikingCifarResNet:
+                     ic: bool = False, in_channels: int = 3) -> SpikingCifarResNet:
     """Spiking CIFAR ResNet-20: 3 stages of 3 blocks at 16/32/64 × width channels (default width 4, see
     the module doc); 19 neuron sites."""
     width = DEFAULT_WIDTH["resnet20"] if width is None else width
-    return SpikingCifarResNet(num_classes, neuron, [3, 3, 3], [16, 32, 64], width, T, ic)
+    return SpikingCifarResNet(num_classes, neuron, [3, 3, 3], [16, 32, 64], width, T, ic, in_channels)
 
 
 def spiking_resnet18(num_classes: int, neuron: Callable[[], nn.Module], width: float | None = None, T: int = 4,
-                     ic: bool = False) -> SpikingCifarResNet:
+                     ic: bool = False, in_channels: int = 3) -> SpikingCifarResNet:
     """Spiking CIFAR ResNet-18 (as :func:`ann2snn.models.resnet.resnet18`): 4 stages of 2 blocks at
     64/128/256/512 × width channels (default width 1); 17 neuron sites."""
     width = DEFAULT_WIDTH["resnet18"] if width is None else width
-    return SpikingCifarResNet(num_classes, neuron, [2, 2, 2, 2], [64, 128, 256, 512], width, T, ic)
+    return SpikingCifarResNet(num_classes, neuron, [2, 2, 2, 2], [64, 128, 256, 512], width, T, ic, in_channels)
 
 
 SPIKING_ARCHS = {"resnet20": spiking_resnet20, "resnet18": spiking_resnet18}
@@ -178,11 +179,11 @@ def mblif_factory(int_bits: int = 1, frac_bits: int = 0, tau: float = 4.0, v_th:
 
 
 def build_spiking_resnet(arch: str, num_classes: int, neuron: Callable[[], nn.Module], width: float | None = None,
-                         T: int = 4, ic: bool = False) -> SpikingCifarResNet:
+                         T: int = 4, ic: bool = False, in_channels: int = 3) -> SpikingCifarResNet:
     """Build ``arch`` (``resnet20`` or ``resnet18``); raises UserError for an unknown one."""
     if arch not in SPIKING_ARCHS:
         raise UserError(f"unknown spiking arch {arch!r}: use one of {', '.join(SPIKING_ARCHS)}")
-    return SPIKING_ARCHS[arch](num_classes, neuron, width=width, T=T, ic=ic)
+    return SPIKING_ARCHS[arch](num_classes, neuron, width=width, T=T, ic=ic, in_channels=in_channels)
 
 
 __all__ = ["DEFAULT_WIDTH", "SPIKING_ARCHS", "SpikingBasicBlock", "SpikingCifarResNet", "build_spiking_resnet",

@@ -318,7 +318,7 @@ def test_run_folder_rules(tmp_path, fake_cifar):
     with pytest.raises(UserError, match="no checkpoint.pt"):
         train_snn(cfg, str(tmp_path / "other"), resume=True, progress=False)
     # convert / sweep refuse a directly trained SNN with a clear message
-    with pytest.raises(UserError, match="not an ann2snn checkpoint"):
+    with pytest.raises(UserError, match=r"is a directly trained SNN \(from `ann2snn train-snn`\); convert and sweep"):
         load_checkpoint(os.path.join(out, "checkpoint.pt"))
 
 
