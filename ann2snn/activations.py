@@ -62,6 +62,7 @@ class QuantClip(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.quantum()
+        x = x.float()  # under bf16 autocast the quantizer still runs in float32, as the neuron's does
         return fire_count(x + q * 0.5, q, self.k_max) * q
 
 

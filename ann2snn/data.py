@@ -127,13 +127,15 @@ def random_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> t
     ``x``: ``[B, C, H, W]`` (any dtype) → same shape; offsets are uniform in ``[0, 2·padding]``.
     """
     b, c, h, w = x.shape
+    dev = x.device  # offsets come from the (CPU) generator, the indexing runs where x lives
     padded = torch.nn.functional.pad(x, (padding,) * 4)
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
-    cols = (ox[:, None] + torch.arange(w))[:, None, None, :]
-    out = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
-    flip = torch.rand(b, generator=g) < 0.5
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=g).to(dev)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=g).to(dev)
+    rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+    out = padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                 rows, cols]
+    flip = (torch.rand(b, generator=g) < 0.5).to(dev)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
@@ -141,10 +143,11 @@ def cutout(x: torch.Tensor, g: torch.Generator, size: int = 16) -> torch.Tensor:
     """Cutout (DeVries & Taylor 2017): zero one ``size``×``size`` square per image, its centre
     uniform over the image and the square clipped at the border. ``x``: ``[B, C, H, W]`` float."""
     b, _, h, w = x.shape
-    cy = torch.randint(0, h, (b,), generator=g)[:, None, None]
-    cx = torch.randint(0, w, (b,), generator=g)[:, None, None]
-    ys = torch.arange(h)[None, :, None]
-    xs = torch.arange(w)[None, None, :]
+    dev = x.device
+    cy = torch.randint(0, h, (b,), generator=g).to(dev)[:, None, None]
+    cx = torch.randint(0, w, (b,), generator=g).to(dev)[:, None, None]
+    ys = torch.arange(h, device=dev)[None, :, None]
+    xs = torch.arange(w, device=dev)[None, None, :]
     inside = (ys >= cy - size // 2) & (ys < cy + size // 2) & (xs >= cx - size // 2) & (xs < cx + size // 2)
     return x.masked_fill(inside[:, None], 0.0)
 
@@ -161,20 +164,29 @@ class CifarBatches:
         shuffle: reshuffle each epoch.
         seed: base seed; epoch e uses generator seed ``seed * 100003 + e`` for order and
             augmentation, so a resumed run sees exactly the batches it would have seen.
+        device: where the whole split is kept (as uint8) and augmented: batches never cross
+            from host to device during an epoch.
+        rank, world: this process's share under distributed data parallel (``world`` > 1). For
+            training (``shuffle``), ``torch.utils.data.DistributedSampler`` (``drop_last``) picks
+            the rank's indices each epoch, and the augmentation generator is offset by the rank.
+            For evaluation each rank takes samples ``rank, rank + world, ...``: every sample exactly
+            once (DistributedSampler pads by repeating samples, which would bias summed counts).
     """
 
     def __init__(self, images, labels, info: DatasetInfo, batch_size: int, augment: str = "none",
-                 shuffle: bool = False, seed: int = 0, device: str | torch.device = "cpu"):
+                 shuffle: bool = False, seed: int = 0, device: str | torch.device = "cpu", rank: int = 0,
+                 world: int = 1):
         if augment not in AUGMENTS:
             raise UserError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTS)}")
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-        self.images, self.labels, self.info = images, labels, info
-        self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed
         self.device = torch.device(device)
+        self.images, self.labels, self.info = images.to(self.device), labels.to(self.device), info
+        self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed
+        self.rank, self.world = rank, world
         self.epoch = 0
-        self.mean = torch.tensor(info.mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(info.std).view(1, 3, 1, 1)
+        self.mean = torch.tensor(info.mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(info.std, device=self.device).view(1, 3, 1, 1)
         self._autoaugment = None
         if augment == "autoaugment":
             from torchvision.transforms import v2
@@ -185,15 +197,30 @@ class CifarBatches:
         """Select the epoch whose order and augmentation the next iteration uses."""
         self.epoch = epoch
 
+    def _order(self, g: torch.Generator) -> torch.Tensor:
+        n = len(self.labels)
+        if self.world == 1:
+            return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        if not self.shuffle:
+            return torch.arange(self.rank, n, self.world)
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True,
+                                     seed=self.seed, drop_last=True)
+        sampler.set_epoch(self.epoch)
+        g.manual_seed((self.seed * 100003 + self.epoch) * 1009 + self.rank)  # augmentation differs per rank
+        return torch.tensor(list(sampler), dtype=torch.int64)
+
     def __len__(self) -> int:
-        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+        n = len(self._order(torch.Generator()))
+        return (n + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        n = len(self.labels)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        order = self._order(g)
+        n = len(order)
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start:start + self.batch_size].to(self.device)
             x, y = self.images[idx], self.labels[idx]
             if self._autoaugment is not None:  # per image, the slower faithful option
                 x = torch.stack([self._autoaugment(img) for img in x])
@@ -202,4 +229,6 @@ class CifarBatches:
             x = (x.float() / 255.0 - self.mean) / self.std
             if self._autoaugment is not None:
                 x = cutout(x, g)
-            yield x.to(self.device), y.to(self.device)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)  # as the model (ann2snn.device.place)
+            yield x, y

@@ -198,11 +198,12 @@ class FrameBatches:
     """
 
     def __init__(self, frames: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, device: torch.device | str = "cpu"):
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
         self.frames, self.labels = frames, labels
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.device = torch.device(device)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order the next iteration uses."""
@@ -217,4 +218,4 @@ class FrameBatches:
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield self.frames[idx].transpose(0, 1).contiguous(), self.labels[idx]
+            yield self.frames[idx].transpose(0, 1).contiguous().to(self.device), self.labels[idx].to(self.device)

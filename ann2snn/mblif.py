@@ -165,6 +165,7 @@ class MBLIF(nn.Module):
         if x.dim() < 2:
             raise ValueError(f"MBLIF expects [T, B, ...] input currents, got shape {tuple(x.shape)}")
         q, k_max, unit = self.quantum, self.k_max, 2.0 ** -self.frac_bits
+        x = x.float()  # the membrane potential stays float32 under bf16 autocast (see MultiBitIF._step)
         carry = torch.zeros_like(x[0])
         spikes, potentials = [], []
         for t in range(x.shape[0]):

@@ -101,7 +101,13 @@ class MultiBitIF(nn.Module):
         return self._step(x)
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
-        """One time step: charge, fire, reset by subtraction (see the module docstring)."""
+        """One time step: charge, fire, reset by subtraction (see the module docstring).
+
+        ``v`` is float32 whatever the input's dtype (e.g. bfloat16 convolutions under ``--amp bf16``):
+        bfloat16 keeps 8 significant bits, so at v ≈ θ its spacing is θ/128 and every charge below
+        θ/256 would be rounded away, silently dropping spikes a long simulation should fire.
+        """
+        x = x.float()
         q = self.quantum()
         if self.v is None:
             self.v = self.initial_potential().expand_as(x)

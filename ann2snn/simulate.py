@@ -118,6 +118,53 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
     return correct, total
 
 
+#: fraction of the GPU's free memory that a time chunk's activations may take (auto_time_chunk)
+CHUNK_MEMORY_FRACTION = 0.25
+#: live copies of the widest layer's output per step in a chunked call (input, output, v, temporaries)
+CHUNK_COPIES = 4
+
+
+@torch.inference_mode()
+def auto_time_chunk(model: nn.Module, batches: Iterable, T: int, device: torch.device | str = "cpu") -> int:
+    """The automatic ``time_chunk`` of :func:`simulate_snn`: as many steps per call as memory allows.
+
+    On CUDA: the largest ``c <= T`` with ``c · B · CHUNK_COPIES · (bytes of the widest layer output
+    per sample) <= CHUNK_MEMORY_FRACTION · free GPU memory``, where B is the first batch's size and
+    the widest output is probed with one sample. On the CPU: 1. Merging steps into the batch gave no
+    speed-up there (VGG-16 ×0.25, B = 100, T = 16, one thread: 0.97–1.17 s at c = 1, 0.91–1.22 s at
+    c = 4, 1.61–1.79 s at c = 16), while memory grows with c.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    x, _ = next(iter(batches))
+    widest = 0
+
+    def hook(_m, _inp, out):
+        nonlocal widest
+        if isinstance(out, torch.Tensor):
+            widest = max(widest, out[:1].numel() * 4)
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        reset_neurons(model)
+        model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+        reset_neurons(model)
+    free, _ = torch.cuda.mem_get_info(device)
+    return chunk_for_memory(free, len(x), widest, T)
+
+
+def chunk_for_memory(free_bytes: int, batch: int, widest_bytes: int, T: int) -> int:
+    """The largest ``c`` in ``[1, T]`` with ``c · batch · CHUNK_COPIES · widest_bytes <=
+    CHUNK_MEMORY_FRACTION · free_bytes`` (1 when even one step exceeds it)."""
+    per_step = max(1, CHUNK_COPIES * batch * widest_bytes)
+    return int(max(1, min(T, (CHUNK_MEMORY_FRACTION * free_bytes) // per_step)))
+
+
 def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, progress: bool) -> tuple[torch.Tensor, int]:
     """:func:`simulate_snn` with ``chunk`` steps per network call (see there)."""
     model.eval()

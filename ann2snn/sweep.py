@@ -20,8 +20,10 @@ import torch
 
 from .checkpoint import atomic_write_text
 from .data import CifarBatches, balanced_subset, dataset_info, load_split
+from .device import autocast, place
+from .distributed import Dist, all_reduce_sum
 from .errors import UserError
-from .simulate import evaluate_ann, set_mode, simulate_snn
+from .simulate import auto_time_chunk, evaluate_ann, set_mode, simulate_snn
 
 
 def parse_T(text: str) -> list[int]:
@@ -41,14 +43,18 @@ def parse_T(text: str) -> list[int]:
 
 
 def test_batches(config: dict, data_dir: str, batch_size: int, subset: int | None, download: bool,
-                 skip_md5: bool) -> CifarBatches:
-    """The (optionally class-balanced subset of the) test split of ``config['dataset']``."""
+                 skip_md5: bool, device: torch.device | str = "cpu", d: Dist = Dist()) -> CifarBatches:
+    """The (optionally class-balanced subset of the) test split of ``config['dataset']``, on ``device``.
+
+    Under distributed runs each rank gets every ``world``-th sample and ``ceil(batch_size / world)``
+    samples per batch (results do not depend on the batch size).
+    """
     info = dataset_info(config["dataset"])
     x, y = load_split(config["dataset"], data_dir, False, download, skip_md5)
     if subset:
         idx = balanced_subset(y, subset, 0, info.num_classes)
         x, y = x[idx], y[idx]
-    return CifarBatches(x, y, info, batch_size)
+    return CifarBatches(x, y, info, -(-batch_size // d.world), device=device, rank=d.rank, world=d.world)
 
 
 def describe_activation(config: dict) -> tuple[str, str]:
@@ -65,17 +71,27 @@ def describe_neuron(conv: dict) -> str:
 
 
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
-                ops: bool = True, diagnostics: bool = False, time_chunk: int = 1) -> dict:
+                ops: bool = True, diagnostics: bool = False, time_chunk: int | str = 1,
+                device: torch.device | str = "cpu", amp: str = "none", d: Dist = Dist()) -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
     With ``ops``, operation counts and energies per image at each T of ``T_list``
     (:class:`~ann2snn.opcount.OpCounter`); with ``diagnostics``, per-layer statistics
     (:class:`~ann2snn.diagnostics.LayerDiagnostics`). Both watch the same single simulation.
+    ``time_chunk="auto"`` picks :func:`~ann2snn.simulate.auto_time_chunk` (1 with observers).
+    The model runs on ``device`` (under bfloat16 autocast with ``amp="bf16"``); under distributed
+    runs the counts are summed over ranks (observers are refused there, see the CLI).
     """
+    device = torch.device(device)
+    snn = place(snn, device)
     T_list = T_list or [T_max]
     set_mode(snn, "ann")
-    ann_correct, total = evaluate_ann(snn, batches, progress)
+    with autocast(device, amp):
+        ann_correct, total = evaluate_ann(snn, batches, progress)
+    ann_correct, total = all_reduce_sum(d, torch.tensor([ann_correct, total], device=device)).tolist()
     set_mode(snn, "snn")
+    if time_chunk == "auto":
+        time_chunk = 1 if (ops or diagnostics) else auto_time_chunk(snn, batches, T_max, device)
     observers = []
     counter = diag = None
     if ops:
@@ -90,13 +106,17 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
         observers.append(diag)
     t0 = time.time()
     try:
-        correct, total_snn = simulate_snn(snn, batches, T_max, progress, observers=observers, time_chunk=time_chunk)
+        with autocast(device, amp):
+            correct, total_snn = simulate_snn(snn, batches, T_max, progress, observers=observers,
+                                              time_chunk=time_chunk)
     finally:
         for obs in observers:
             obs.remove()
+    correct = all_reduce_sum(d, correct.to(device)).cpu()
+    total_snn = int(all_reduce_sum(d, torch.tensor(total_snn, device=device)))
     curve = (correct.double() / total_snn).tolist()
     result = {"ann_acc": ann_correct / total, "curve": curve, "samples": total_snn,
-              "snn_seconds": time.time() - t0}
+              "snn_seconds": time.time() - t0, "time_chunk": time_chunk}
     if counter is not None:
         result["ops"] = [{**counter.totals(T), "accuracy": round(100 * curve[T - 1], 2)} for T in T_list]
     if diag is not None:

@@ -38,6 +38,8 @@ from .data import AUGMENTS, dataset_info
 from .errors import UserError
 from .mblif import RESET_MODES, describe_neuron
 from .quantizer import check_bits
+from .device import check_amp, resolve_device
+from .distributed import Dist, all_reduce_sum, device_for, setup
 from .train import CKPT_NAME, _check_config, fit, load_data, open_run
 
 KIND = "direct-snn"
@@ -55,7 +57,7 @@ DEFAULTS = {
     "reset": "hard", "ic": True, "T": 4, "tau": 4.0, "v_th": 0.6, "surrogate_alpha": 2.0, "detach_reset": True,
     "epochs": 100, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "width": None,
     "seed": 0, "subset": None, "test_subset": None, "augment": None, "dvs_size": 128,
-    "data_dir": "./data", "skip_md5": False, "download": False,
+    "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
 }
 #: event data sets (frames as input, 2 polarity channels) beside CIFAR
 EVENT_DATASETS = ("dvs-gesture",)
@@ -126,6 +128,7 @@ def resolve_config(config: dict) -> dict:
     if not (isinstance(c["momentum"], (int, float)) and 0 <= c["momentum"] < 1):
         raise UserError(f"--momentum must be in [0, 1), got {c['momentum']!r}")
     _check_config(c)
+    check_amp(c["amp"])
     return c
 
 
@@ -146,11 +149,17 @@ def build_snn(config: dict) -> nn.Module:
                                 ic=config["ic"], in_channels=in_channels)
 
 
-def load_snn_data(config: dict):
+def load_snn_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()):
     """Train and test batches of a (resolved) config: CIFAR as :func:`ann2snn.train.load_data`, or
-    DVS-Gesture event frames ``[T, B, 2, H, W]`` from ``<data_dir>/DvsGesture`` (subsets applied)."""
+    DVS-Gesture event frames ``[T, B, 2, H, W]`` from ``<data_dir>/DvsGesture`` (subsets applied).
+
+    Raises:
+        UserError: DVS-Gesture under distributed training (it runs in one process).
+    """
     if config["dataset"] not in EVENT_DATASETS:
-        return load_data(config)
+        return load_data(config, device, d)
+    if d.enabled:
+        raise UserError("dvs-gesture training runs in one process (drop torchrun)")
     from .data import balanced_subset
     from .dvs_gesture import NUM_CLASSES, FrameBatches, load_split
 
@@ -162,8 +171,8 @@ def load_snn_data(config: dict):
     if config.get("test_subset"):
         idx = balanced_subset(yte, config["test_subset"], 0, NUM_CLASSES)
         xte, yte = xte[idx], yte[idx]
-    return (FrameBatches(xtr, ytr, config["batch_size"], shuffle=True, seed=config["seed"]),
-            FrameBatches(xte, yte, EVAL_CHUNK))
+    return (FrameBatches(xtr, ytr, config["batch_size"], shuffle=True, seed=config["seed"], device=device),
+            FrameBatches(xte, yte, EVAL_CHUNK, device=device))
 
 
 def load_snn_checkpoint(path: str) -> dict:
@@ -216,7 +225,8 @@ def evaluate_steps(model: nn.Module, batches, T: int | None = None, progress: bo
     for x, y in tqdm(batches, desc="test", leave=False, disable=not progress):
         for xs, ys in zip(x.split(chunk, dim=1 if x.dim() == 5 else 0), y.split(chunk)):  # [T, B, ...] frames
             out = model.forward_steps(xs, T)                          # [T, B, classes]
-            steps = torch.arange(1, out.shape[0] + 1, dtype=out.dtype).view(-1, 1, 1)
+            out = out.float()
+            steps = torch.arange(1, out.shape[0] + 1, dtype=out.dtype, device=out.device).view(-1, 1, 1)
             pred = (out.cumsum(0) / steps).argmax(-1)                 # [T, B]
             hits = (pred == ys).sum(1)
             correct = hits if correct is None else correct + hits
@@ -269,16 +279,20 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
 
     full, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit, load_snn_checkpoint)
     config = resolve_config(full)
+    d = setup(config["device"])
+    device = device_for(d, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])
     model = build_snn(config)
-    train, test = load_snn_data(config)
+    train, test = load_snn_data(config, device, d)
     T = config["T"]
 
     last = {}
 
     def evaluate(model, test):
-        correct, total = evaluate_steps(model, test, T, progress)
-        curve = (correct.double() / total).tolist()
+        correct, total = evaluate_steps(model, test, T, progress and d.is_main)
+        correct = all_reduce_sum(d, correct.to(device))
+        total = int(all_reduce_sum(d, torch.tensor(total, device=device)))
+        curve = (correct.double().cpu() / total).tolist()
         last.update(curve=curve, samples=total)
         return {"test_acc": curve[-1], **{f"test_acc_t{t}": acc for t, acc in enumerate(curve, 1)}}
 
@@ -288,5 +302,6 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         write_snn_tables([table_row], [{**table_row, "curve": curve, "samples": total, "checkpoint": ckpt_path,
                                         "train_config": config}], provenance(), out_dir)
 
-    return fit(model, config, train, test, evaluate, KIND, state, ckpt_path, progress, stop_after, after_epoch)
+    return fit(model, config, train, test, evaluate, KIND, state, ckpt_path, progress, stop_after, after_epoch,
+               device=device, d=d)
 

@@ -29,6 +29,16 @@ def parse_lambda_init(text: str):
     return value
 
 
+def device_options(f):
+    """--device and --amp (see ann2snn.device)."""
+    f = click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
+                     help="bf16: convolutions and linear layers in bfloat16 autocast; quantizers and membrane "
+                          "potentials stay float32.")(f)
+    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                     help="auto = cuda if available, else cpu. Under torchrun each process takes cuda:LOCAL_RANK.")(f)
+    return f
+
+
 def data_options(f):
     """--dataset, --data-dir, --download, --skip-md5."""
     from ann2snn.data import default_data_dir
@@ -72,6 +82,7 @@ def cli():
 @click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
               show_default=True, help="autoaugment = AutoAugment (CIFAR-10 policy) + crop-flip + Cutout(16), as QCFS.")
+@device_options
 @click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -88,6 +99,15 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet)
     click.echo(f"ANN checkpoint: {path}")
+
+
+def parse_time_chunk(text: str):
+    """``auto`` or a whole number >= 1; UserError otherwise."""
+    if text == "auto":
+        return "auto"
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UserError(f"--time-chunk must be 'auto' or a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def parse_neuron_spec(spec: str) -> dict:
@@ -160,15 +180,17 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
               help="Count synaptic events, bit-plane accumulates and energy per image at each T (sweep_ops.csv).")
 @click.option("--diagnostics", is_flag=True,
               help="Per-layer firing rate, silent and saturated fractions, rate error, first spike (sweep_layers.csv).")
-@click.option("--time-chunk", type=int, default=1, show_default=True,
+@click.option("--time-chunk", "time_chunk_text", default="auto", show_default=True,
               help="Steps merged into one network call (time-batched simulation; same results, memory grows with "
-                   "the chunk). Needs --no-ops and no --diagnostics/--plots.")
+                   "the chunk). auto: as many as fit in a quarter of free GPU memory on CUDA, 1 on the CPU (and 1 "
+                   "with --ops/--diagnostics). A number > 1 needs --no-ops and no --diagnostics/--plots.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
+@device_options
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, ops,
-              diagnostics, time_chunk, plots, out, quiet):
+              diagnostics, time_chunk_text, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann import load_ann
     from ann2snn.checkpoint import file_sha256, load_checkpoint
@@ -177,11 +199,18 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
 
     from ann2snn.checkpoint import check_output_dir
 
+    from ann2snn.device import resolve_device
+    from ann2snn.distributed import device_for, setup
+
     T_list = parse_T(T_text)
     check_output_dir(out)
-    if time_chunk < 1:
-        raise UserError(f"--time-chunk must be >= 1, got {time_chunk}")
-    if time_chunk > 1 and (ops or diagnostics or plots):
+    time_chunk = parse_time_chunk(time_chunk_text)
+    d = setup(device)
+    dev = device_for(d, resolve_device(device))
+    if d.enabled and (ops or diagnostics or plots):
+        raise UserError("a distributed sweep (torchrun) counts accuracy only: add --no-ops and drop --diagnostics/--plots "
+                        "(run those in one process)")
+    if time_chunk != "auto" and time_chunk > 1 and (ops or diagnostics or plots):
         raise UserError("--time-chunk > 1 runs without per-step observers: add --no-ops and drop --diagnostics/--plots")
     if subset is not None and subset < 1:
         raise UserError(f"--subset must be a number of test images >= 1 (leave it out for all), got {subset}")
@@ -219,21 +248,27 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
         snn, ckpt = load()
         cfg, conv = ckpt["config"], ckpt["conversion"]
         if cfg["dataset"] not in data_cache:
-            data_cache[cfg["dataset"]] = test_batches(cfg, data_dir, batch_size, subset, download, skip_md5)
-        result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet, T_list=T_list,
-                             ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk)
+            data_cache[cfg["dataset"]] = test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
+                                                      dev, d)
+        result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet and d.is_main,
+                             T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
+                             device=dev, amp=amp, d=d)
         epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
         row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
         rows.append(row)
         sha = file_sha256(ckpt["path"])
         curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
                        "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
-                       "snn_seconds": round(result["snn_seconds"], 2), "checkpoint": ckpt["path"],
+                       "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
+                       "device": str(dev), "amp": amp, "processes": d.world, "checkpoint": ckpt["path"],
                        "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
                        "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,
                        "train_config": cfg, "conversion": conv})
-        click.echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
-                   + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
+        if d.is_main:
+            click.echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
+                       + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
+    if not d.is_main:
+        return  # only rank 0 writes the tables
     argv = (click.get_current_context().obj or {}).get("argv")
     paths = write_tables(rows, curves, provenance(argv), out, T_list, plots=plots)
     import pandas as pd
@@ -270,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         click.echo(f"Error: {e}", err=True)
         return 2
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # a torchrun process group (ann2snn.distributed)
+            dist.destroy_process_group()
     return 0
 
 

@@ -49,6 +49,10 @@ SHARED_OPTIONS = [
     click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images."),
     click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default=None,
                   help="[default: crop-flip for CIFAR, none for dvs-gesture (the only choice there)]"),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                  help="auto = cuda if available, else cpu. Under torchrun each process takes cuda:LOCAL_RANK."),
+    click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
+                  help="bf16: convolutions in bfloat16 autocast; membrane potentials stay float32."),
 ]
 
 
