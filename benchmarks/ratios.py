@@ -1,6 +1,6 @@
 """Speed and memory ratios, each measured within this one run (issue 5's P1-P5).
 
-Usage: python benchmarks/ratios.py [--out results/benchmarks/cpu.md] [--arch vgg16 --width 0.25]
+Usage: python benchmarks/ratios.py [--out results/benchmarks/cpu.md] [--arch vgg16 --width 0.25] [--device cuda]
 
   P1  SNN simulation of T steps / (T x one ANN forward), at T = 8, 32, 128   (target <= 1.0)
   P2  one sweep over T = {4, 16, 64, 128} / one 128-step simulation          (target <= 1.05)
@@ -8,8 +8,10 @@ Usage: python benchmarks/ratios.py [--out results/benchmarks/cpu.md] [--arch vgg
   P4  a QCFS training step / the same network with ReLU                      (target <= 1.15)
   P5  data pipeline images/s / model training images/s                       (target >= 10)
 
-Ratios, not seconds: both sides of each ratio run on the same machine in the same process (P3:
-in two child processes, peak RSS), so machine speed cancels out. Random inputs stand in for images
+Ratios, not seconds: both sides of each ratio run on the same machine in the same process (P3 on
+the CPU: in two child processes, peak RSS; on CUDA: peak allocated GPU memory), so machine speed
+cancels out. On CUDA every timing synchronises the device before reading the clock, and P1/P2 use
+the automatic time chunk (``ann2snn.simulate.auto_time_chunk``). Random inputs stand in for images
 (speed does not depend on pixel values); P5 uses a random uint8 array the size of CIFAR-10's
 training set.
 """
@@ -26,12 +28,19 @@ import time
 import torch
 
 
+def sync():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeat: int = 3) -> float:
-    """Best of ``repeat`` wall-clock timings of ``fn()`` (seconds)."""
+    """Best of ``repeat`` wall-clock timings of ``fn()`` (seconds), the device synchronised."""
     best = float("inf")
     for _ in range(repeat):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -74,37 +83,54 @@ def main():
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--out", default=None, help="also write the table (Markdown) here")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     from ann2snn.data import CifarBatches, DATASETS
-    from ann2snn.simulate import simulate_snn
+    from ann2snn.device import place
+    from ann2snn.simulate import auto_time_chunk, simulate_snn
+
+    dev = torch.device(args.device)
 
     torch.manual_seed(0)
-    x = torch.randn(args.batch, 3, 32, 32)
-    y = torch.zeros(args.batch, dtype=torch.long)
-    ann = build(args.arch, args.width).eval()
-    snn = snn_of(ann)
+    x = torch.randn(args.batch, 3, 32, 32, device=dev)
+    y = torch.zeros(args.batch, dtype=torch.long, device=dev)
+    if dev.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    ann = place(build(args.arch, args.width).eval(), dev)
+    snn = place(snn_of(ann), dev)
     rows = []
 
     with torch.inference_mode():
+        ann(x)  # warm-up (kernel selection on CUDA)
         fwd = timed(lambda: ann(x), repeat=5)
+    chunks = {T: auto_time_chunk(snn, [(x, y)], T, dev) for T in (8, 32, 128)}
     for T in (8, 32, 128):
-        sim = timed(lambda: simulate_snn(snn, [(x, y)], T), repeat=1 if T == 128 else 2)
-        rows.append(("P1", f"SNN {T} steps / ({T} x ANN forward)", sim / (T * fwd), "<= 1.0"))
+        sim = timed(lambda: simulate_snn(snn, [(x, y)], T, time_chunk=chunks[T]), repeat=1 if T == 128 else 2)
+        rows.append(("P1", f"SNN {T} steps / ({T} x ANN forward), time chunk {chunks[T]}", sim / (T * fwd), "<= 1.0"))
 
-    one = timed(lambda: simulate_snn(snn, [(x, y)], 128), repeat=1)
+    one = timed(lambda: simulate_snn(snn, [(x, y)], 128, time_chunk=chunks[128]), repeat=1)
 
     def sweep():  # what `ann2snn sweep --T 4,16,64,128` does: one 128-step simulation, read at 4 T
-        correct, n = simulate_snn(snn, [(x, y)], 128)
+        correct, n = simulate_snn(snn, [(x, y)], 128, time_chunk=chunks[128])
         return [int(correct[T - 1]) for T in (4, 16, 64, 128)]
     rows.append(("P2", "sweep {4,16,64,128} / one 128-step run", timed(sweep, repeat=1) / one, "<= 1.05"))
 
-    m8 = peak_rss_child(args.arch, args.width, 8, args.batch)
-    m128 = peak_rss_child(args.arch, args.width, 128, args.batch)
-    rows.append(("P3", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
+    if dev.type == "cuda":
+        peaks = {}
+        for T in (8, 128):
+            torch.cuda.reset_peak_memory_stats(dev)
+            simulate_snn(snn, [(x, y)], T, time_chunk=chunks[8])  # one chunk length for both: memory vs T
+            peaks[T] = torch.cuda.max_memory_allocated(dev) / 2**20
+        m8, m128 = peaks[8], peaks[128]
+        rows.append(("P3", f"peak GPU memory T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB allocated)", m128 / m8, "<= 1.1"))
+    else:
+        m8 = peak_rss_child(args.arch, args.width, 8, args.batch)
+        m128 = peak_rss_child(args.arch, args.width, 128, args.batch)
+        rows.append(("P3", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
 
     def train_step(model):
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        labels = torch.randint(0, 10, (args.batch,))
+        labels = torch.randint(0, 10, (args.batch,), device=dev)
 
         def step():
             loss = torch.nn.functional.cross_entropy(model(x), labels)
@@ -112,14 +138,15 @@ def main():
             loss.backward()
             opt.step()
         return step
-    qcfs_net, relu_net = build(args.arch, args.width).train(), build(args.arch, args.width, "relu").train()
+    qcfs_net = place(build(args.arch, args.width).train(), dev)
+    relu_net = place(build(args.arch, args.width, "relu").train(), dev)
     t_qcfs = timed(train_step(qcfs_net), repeat=5)
     t_relu = timed(train_step(relu_net), repeat=5)
     rows.append(("P4", "QCFS training step / ReLU training step", t_qcfs / t_relu, "<= 1.15"))
 
     images = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8)
     labels = torch.zeros(50000, dtype=torch.long)
-    loader = CifarBatches(images, labels, DATASETS["cifar10"], 128, augment="crop-flip", shuffle=True)
+    loader = CifarBatches(images, labels, DATASETS["cifar10"], 128, augment="crop-flip", shuffle=True, device=dev)
 
     def one_epoch_data():
         for _ in loader:
