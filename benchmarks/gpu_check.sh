@@ -34,6 +34,11 @@ s=$(date +%s)
 python3 benchmarks/ratios.py --device $DEVICE $BENCH --out "$OUT/bench.md"
 log "benchmark took $(( $(date +%s) - s )) s"
 
+if [ "$DEVICE" = cuda ]; then
+  log "no host-device synchronisation inside the time loop"
+  python3 benchmarks/no_sync_check.py
+fi
+
 for amp in none bf16; do
   log "sweep IF and MBIF(1+3) at T=$TLIST, amp $amp, automatic time chunk"
   s=$(date +%s)
