@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The real sweeps behind results/cifar10/ (after results/train_runs.sh). Full CIFAR-10 test set.
-# Usage: OMP_NUM_THREADS=1 bash results/sweep_runs.sh [RUN ...]   RUN in: vgg16-qcfs vgg16-matched
+# Usage: OMP_NUM_THREADS=1 bash results/sweep_runs.sh [RUN ...]
+#   RUN in: vgg16-qcfs vgg16-matched (CIFAR-10, with costs and plots: the first runs), or
+#   DATASET-ARCH-ACTIVATION (e.g. cifar100-vgg16-qcfs, cifar10-resnet18-matched): accuracy on the full
+#   test set only, into results/DATASET/ARCH-ACTIVATION[-if|-mbif]/ (QCFS: IF and MBIF(1+3) with
+#   half-lsb and half-threshold in one sweep; matched: IF and MBIF(1+3) half-lsb as two sweeps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
@@ -28,7 +32,22 @@ for run in "${@:-vgg16-qcfs}"; do
       wait
       ann2snn sweep --checkpoint "$RUNS/cifar10-vgg16-matched" --neuron if --neuron mbif:1+3 --v-init half-lsb --T $T \
         --subset 1000 --diagnostics --plots --out results/cifar10/vgg16-matched-mbif/costs --quiet ;;
-    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched)" >&2; exit 2 ;;
+    cifar10-*-qcfs|cifar100-*-qcfs|cifar10-*-matched|cifar100-*-matched)
+      IFS=- read -r dataset arch act <<<"$run"
+      md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
+      if [ "$act" = qcfs ]; then
+        echo "== ann2snn sweep --checkpoint $RUNS/$run --neuron if --neuron mbif:1+3 --v-init half-lsb --v-init half-threshold $md5 --T $T --no-ops --out results/$dataset/$arch-qcfs --quiet"
+        ann2snn sweep --checkpoint "$RUNS/$run" --neuron if --neuron mbif:1+3 --v-init half-lsb --v-init half-threshold \
+          $md5 --T $T --no-ops --out "results/$dataset/$arch-qcfs" --quiet
+      else
+        for neuron in mbif:1+3 if; do
+          out="results/$dataset/$arch-matched-${neuron%%:*}"
+          echo "== ann2snn sweep --checkpoint $RUNS/$run --neuron $neuron --v-init half-lsb $md5 --T $T --no-ops --out $out --quiet"
+          ann2snn sweep --checkpoint "$RUNS/$run" --neuron $neuron --v-init half-lsb $md5 --T $T --no-ops --out "$out" --quiet
+        done
+      fi
+      python results/combine.py "results/$dataset" ;;
+    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION)" >&2; exit 2 ;;
   esac
 done
-python results/combine.py results/cifar10   # stacks results/cifar10/*/sweep.csv (the full-test-set tables)
+[ -d results/cifar10/vgg16-qcfs ] && python results/combine.py results/cifar10   # stacks results/cifar10/*/sweep.csv
