@@ -115,16 +115,44 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
     from .checkpoint import check_output_dir
     from .train_snn import train_snn
 
+    from .distributed import setup
+
     runs = run_configs(common, rows, seeds)
     check_output_dir(out_dir)
+    check_existing_runs(out_dir, runs)  # before any training: never mix two ablations in one folder
+    d = setup(runs[0][2]["device"])
     for row, seed, config in runs:
         folder = run_dir(out_dir, row, seed)
         resume = os.path.isfile(os.path.join(folder, "checkpoint.pt"))
-        print(f"== ablation row {row}, seed {seed}: {folder}{' (resuming)' if resume else ''}", flush=True)
-        # every setting counts as explicit, so a folder from another ablation is refused, not reused
-        explicit = set(config) - {"data_dir", "download", "skip_md5"}
-        train_snn(config, folder, resume=resume, explicit=explicit, stop_after=stop_after, progress=progress)
-    return write_ablation_table(out_dir, runs)
+        if d.is_main:
+            print(f"== ablation row {row}, seed {seed}: {folder}{' (resuming)' if resume else ''}", flush=True)
+        train_snn(config, folder, resume=resume, explicit=set(config) - RESUME_FREE_KEYS, stop_after=stop_after,
+                  progress=progress)
+    return write_ablation_table(out_dir, runs) if d.is_main else []
+
+
+#: settings that may differ from an existing run folder's (where the data lives, where it computes)
+RESUME_FREE_KEYS = {"data_dir", "download", "skip_md5", "device"}
+
+
+def check_existing_runs(out_dir: str, runs: list[tuple[str, int, dict]]) -> None:
+    """Refuse an ``out_dir`` whose existing run folders were trained with other settings.
+
+    Raises:
+        UserError: naming the first folder and setting that differ.
+    """
+    from .train_snn import load_snn_checkpoint, resolve_config
+
+    for row, seed, config in runs:
+        folder = run_dir(out_dir, row, seed)
+        if not os.path.isfile(os.path.join(folder, "checkpoint.pt")):
+            continue
+        stored = resolve_config(load_snn_checkpoint(folder)["config"])
+        for key in sorted(set(config) - RESUME_FREE_KEYS):
+            if stored.get(key) != config[key]:
+                raise UserError(f"{out_dir} holds an ablation run ({folder}) with {key.replace('_', '-')} = "
+                                f"{stored.get(key)!r}, not {config[key]!r}; re-run it with its own settings, "
+                                "or choose another --out")
 
 
 def summarize(out_dir: str, runs: list[tuple[str, int, dict]]) -> tuple[pd.DataFrame, list[dict]]:

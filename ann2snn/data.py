@@ -180,6 +180,9 @@ class CifarBatches:
             raise UserError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTS)}")
         if batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+        if world > 1 and len(labels) < world:
+            raise UserError(f"{len(labels)} samples cannot be shared by {world} processes: use a larger "
+                            "--subset / --test-subset, or fewer processes")
         self.device = torch.device(device)
         self.images, self.labels, self.info = images.to(self.device), labels.to(self.device), info
         self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed

@@ -57,8 +57,10 @@ def read_recording(path: str) -> np.ndarray:
     Raises:
         UserError: the file is missing, is not AEDAT 3.x, or is truncated.
     """
-    from tonic.io import read_aedat_header_from_file
-
+    try:
+        from tonic.io import read_aedat_header_from_file
+    except ImportError:
+        raise UserError("dvs-gesture needs the tonic package: pip install 'ann2snn[dvs]'") from None
     if not os.path.isfile(path):
         raise UserError(f"DVS-Gesture recording {path} does not exist")
     try:
@@ -134,7 +136,7 @@ def to_frames(events: np.ndarray, T: int, size: int = SENSOR, start: int | None 
         start, end: the window in µs (default: the first event's t and the last one's t + 1).
 
     Returns:
-        ``int16 [T, 2, size, size]`` event counts (channel 0 OFF, 1 ON).
+        ``int32 [T, 2, size, size]`` event counts (channel 0 OFF, 1 ON).
     """
     t = events["t"].astype(np.int64)
     start = int(t.min()) if start is None else int(start)
@@ -143,7 +145,7 @@ def to_frames(events: np.ndarray, T: int, size: int = SENSOR, start: int | None 
     t = t[inside]
     factor = SENSOR // size
     frame = ((t - start) * T) // (end - start)
-    frames = np.zeros((T, 2, size, size), dtype=np.int16)
+    frames = np.zeros((T, 2, size, size), dtype=np.int32)
     np.add.at(frames, (frame, events["p"][inside].astype(np.int64), events["y"][inside] // factor,
                        events["x"][inside] // factor), 1)
     return frames

@@ -105,7 +105,7 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
         acc = None
         hits = torch.zeros(T, dtype=torch.int64, device=y.device)
         for t in range(T):
-            out = model(x)
+            out = model(x).float()  # logits summed in float32, also under bf16 autocast
             acc = out if acc is None else acc + out
             hits[t] = (acc.argmax(1) == y).sum()
             for obs in observers:
@@ -180,7 +180,7 @@ def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, p
                 c = min(chunk, T - start)
                 for n in neurons:
                     n.time_chunk = c
-                out = model(x.repeat(c, *([1] * (x.dim() - 1)))).reshape(c, len(y), -1)
+                out = model(x.repeat(c, *([1] * (x.dim() - 1)))).float().reshape(c, len(y), -1)
                 for t in range(c):
                     acc = out[t] if acc is None else acc + out[t]
                     hits[start + t] = (acc.argmax(1) == y).sum()

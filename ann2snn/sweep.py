@@ -36,7 +36,7 @@ def parse_T(text: str) -> list[int]:
     values = []
     for item in items:
         item = item.strip()
-        if not item.lstrip("+").isdigit() or int(item) < 1:
+        if not (item.isascii() and item.lstrip("+").isdigit()) or int(item) < 1:
             raise UserError(f"bad --T list {text!r}: give positive whole numbers separated by commas, e.g. 4,16,64,128")
         values.append(int(item))
     return sorted(set(values))

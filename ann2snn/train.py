@@ -67,10 +67,12 @@ def _check_config(config: dict) -> None:
     for key in ("epochs", "batch_size"):
         if not (isinstance(config[key], int) and config[key] >= 1):
             raise UserError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {config[key]!r}")
-    if not config["lr"] > 0:
-        raise UserError(f"--lr must be > 0, got {config['lr']}")
-    if config["weight_decay"] < 0:
-        raise UserError(f"--weight-decay must be >= 0, got {config['weight_decay']}")
+    if not 0 < config["lr"] < float("inf"):
+        raise UserError(f"--lr must be a finite number > 0, got {config['lr']}")
+    if not 0 <= config["weight_decay"] < float("inf"):
+        raise UserError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']}")
+    if not 0 <= config["momentum"] < 1:
+        raise UserError(f"--momentum must be in [0, 1), got {config['momentum']}")
     check_amp(config.get("amp"))
 
 
@@ -175,6 +177,11 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
                 s = sums.tolist()
                 bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
         scheduler.step()
+        if d.enabled:  # each rank updated BN running stats with its own last batch: evaluate rank 0's model
+            import torch.distributed as dist
+
+            for buf in model.buffers():
+                dist.broadcast(buf, src=0)
         loss_sum, correct, seen = all_reduce_sum(d, sums).tolist()
         with autocast(device, amp):
             tests = evaluate(model, test)

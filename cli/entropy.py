@@ -26,7 +26,7 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
     out = []
     for item in str(text).split(","):
         m, plus, n = item.strip().partition("+")
-        if not (plus and m.strip().isdigit() and n.strip().isdigit()):
+        if not (plus and m.strip().isascii() and m.strip().isdigit() and n.strip().isascii() and n.strip().isdigit()):
             raise UserError(f"bad --bits {text!r}: give M+N items separated by commas, e.g. 1+0,2+0,1+1,2+1")
         bits = (int(m), int(n))
         check_bits(*bits)

@@ -105,7 +105,7 @@ def parse_time_chunk(text: str):
     """``auto`` or a whole number >= 1; UserError otherwise."""
     if text == "auto":
         return "auto"
-    if not text.strip().isdigit() or int(text) < 1:
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
         raise UserError(f"--time-chunk must be 'auto' or a whole number >= 1, got {text!r}")
     return int(text)
 
@@ -118,7 +118,7 @@ def parse_neuron_spec(spec: str) -> dict:
     if not bits:
         return {"neuron": name}
     m, plus, n = bits.partition("+")
-    if not (plus and m.isdigit() and n.isdigit()):
+    if not (plus and m.isascii() and m.isdigit() and n.isascii() and n.isdigit()):
         raise UserError(f"bad --neuron {spec!r}: bits are written M+N, e.g. mbif:1+3")
     return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
 

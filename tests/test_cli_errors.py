@@ -123,7 +123,7 @@ def test_bare_command_is_help_not_a_multiline_error(capsys):
 # --- --T ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["4,,16", "0", "-1", "abc", "4,16,", "2.5"])
+@pytest.mark.parametrize("text", ["4,,16", "0", "-1", "abc", "4,16,", "2.5", "²"])
 def test_bad_T_list(capsys, tmp_path, ckpts, text):
     out = tmp_path / "sweep"
     assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.snn, "--T", text, "--out", out],
@@ -201,9 +201,14 @@ def test_lambda_init_parser_accepts_good_values():
 @pytest.mark.parametrize("flags, fragment", [
     (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
     (["--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),
-    (["--lr", "0"], "--lr must be > 0, got 0.0"),
-    (["--lr", "nan"], "--lr must be > 0, got nan"),
-    (["--weight-decay", "-0.1"], "--weight-decay must be >= 0, got -0.1"),
+    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be a finite number >= 0, got -0.1"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0, got nan"),
+    (["--momentum", "1"], "--momentum must be in [0, 1), got 1.0"),
+    (["--device", "tpu"], "Invalid value for '--device'"),
+    (["--amp", "fp8"], "Invalid value for '--amp'"),
     (["--width", "0"], "--width must be > 0, got 0.0"),
     (["--levels", "0"], "--levels must be a whole number >= 1, got 0"),
 ])
@@ -330,10 +335,24 @@ def test_sweep_refuses_neuron_flags_for_snn_checkpoints(capsys, tmp_path, ckpts)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("spec", ["mbif:1+", "if:1+0", "lif", "mbif:a+b", "mbif:1-3"])
+@pytest.mark.parametrize("spec", ["mbif:1+", "if:1+0", "lif", "mbif:a+b", "mbif:1-3", "mbif:²+1"])
 def test_sweep_bad_neuron_spec(capsys, tmp_path, ckpts, spec):
     assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.ann, "--neuron", spec, "--out", tmp_path / "s"],
                       "bad --neuron", repr(spec))
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "²", "1.5"])
+def test_sweep_bad_time_chunk(capsys, tmp_path, ckpts, value):
+    assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.snn, "--time-chunk", value, "--no-ops",
+                               "--out", tmp_path / "s"], "--time-chunk must be 'auto' or a whole number >= 1")
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_on_a_missing_gpu(capsys, tmp_path, ckpts):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.snn, "--device", "cuda", "--out", tmp_path / "s"],
+                      "--device cuda: this machine has no CUDA GPU")
 
 
 def test_sweep_bad_batch_size(capsys, tmp_path, ckpts):

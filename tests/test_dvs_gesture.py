@@ -104,6 +104,19 @@ def test_bad_files(tmp_path):
         load_split(str(tmp_path), True, 4, size=48)
 
 
+def test_counts_do_not_wrap_and_a_missing_tonic_is_a_clear_error(tmp_path, monkeypatch):
+    ev = np.zeros(40000, dtype=[("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
+    ev["p"], ev["t"] = True, np.arange(40000)
+    assert to_frames(ev, 1, size=1)[0, 1, 0, 0] == 40000  # beyond int16
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tonic.io", None)  # as if tonic were not installed
+    path = str(tmp_path / "rec.aedat")
+    write_aedat31(path, [(1, [(polarity_word(1, 2, 1), 5)], 0)])
+    with pytest.raises(UserError, match=r"needs the tonic package: pip install 'ann2snn\[dvs\]'"):
+        read_recording(path)
+
+
 def test_frames_count_every_event_in_its_time_bin():
     rng = np.random.default_rng(2)
     _, (xs, ys, ps, ts) = random_events(rng, 400, 1000, 9000)
