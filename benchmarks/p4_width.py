@@ -11,24 +11,15 @@ import sys
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from ratios import build, timed  # noqa: E402
+from ratios import build, timed, train_step  # noqa: E402
 
 
 def main() -> None:
     torch.set_num_threads(1)
     for width, batch in ((0.25, 64), (1.0, 32)):
         x, labels = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-
-        def train_step(model):
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-            def step():
-                loss = torch.nn.functional.cross_entropy(model(x), labels)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            return step
-        q, r = train_step(build("vgg16", width).train()), train_step(build("vgg16", width, "relu").train())
+        q = train_step(build("vgg16", width).train(), x, labels)
+        r = train_step(build("vgg16", width, "relu").train(), x, labels)
         q(), r()
         tq, tr = timed(q, 4), timed(r, 4)
         print(f"vgg16 width {width}, batch {batch}: QCFS {tq:.3f} s, ReLU {tr:.3f} s, P4 = {tq / tr:.3f}", flush=True)

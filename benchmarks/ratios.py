@@ -59,6 +59,18 @@ def snn_of(ann, bits=(1, 3)):
     return convert_ann(ann.eval(), {"int_bits": bits[0], "frac_bits": bits[1], "v_init": "half-lsb"})
 
 
+def train_step(model, x, labels):
+    """A function doing one SGD training step of ``model`` on ``(x, labels)``."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
 def peak_rss_child(arch, width, T, batch) -> float:
     """Peak resident memory (MiB) of a child process that simulates T steps."""
     code = f"""
@@ -128,20 +140,11 @@ def main():
         m128 = peak_rss_child(args.arch, args.width, 128, args.batch)
         rows.append(("P3", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
 
-    def train_step(model):
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        labels = torch.randint(0, 10, (args.batch,), device=dev)
-
-        def step():
-            loss = torch.nn.functional.cross_entropy(model(x), labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return step
+    labels = torch.randint(0, 10, (args.batch,), device=dev)
     qcfs_net = place(build(args.arch, args.width).train(), dev)
     relu_net = place(build(args.arch, args.width, "relu").train(), dev)
-    t_qcfs = timed(train_step(qcfs_net), repeat=5)
-    t_relu = timed(train_step(relu_net), repeat=5)
+    t_qcfs = timed(train_step(qcfs_net, x, labels), repeat=5)
+    t_relu = timed(train_step(relu_net, x, labels), repeat=5)
     rows.append(("P4", "QCFS training step / ReLU training step", t_qcfs / t_relu, "<= 1.15"))
 
     images = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8)
