@@ -206,7 +206,7 @@ def write_ablation_table(out_dir: str, runs: list[tuple[str, int, dict]]) -> lis
     md = ("Direct-training ablation (the seed's Table 3 rows): test top-1 accuracy (%) at t = T after the last "
           "epoch, mean ± sample std over seeds.\n\n" + df.to_markdown(index=False)
           + f"\n\n- settings: {settings}"
-          + "\n- seed_paper_*: the seed's Table 3 at full scale (ResNet-20, 100+ epochs, full data), for the "
+          + "\n- seed_paper_*: the seed's Table 3 at full scale (ResNet-20, 100 epochs, full data), for the "
             "ordering only; a reduced run is not comparable in level"
           + (f"\n- NOT FINISHED (left out of the means): {'; '.join(partial)}" if partial else "")
           + f"\n- command: `{prov['command']}` (commit {prov['git_commit'][:12]})\n")
