@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS_DIR:-runs}
-ann2snn ablate --rows all --seeds 0,1 --dataset cifar10 --arch resnet20 --width 0.5 --T 4 --epochs 4 \
+ann2snn ablate --rows all --seeds 0,1,2 --dataset cifar10 --arch resnet20 --width 0.5 --T 4 --epochs 4 \
   --subset 4000 --test-subset 1000 --quiet --out "$RUNS/ablation"
 cp "$RUNS/ablation/ablation.csv" "$RUNS/ablation/ablation.md" "$RUNS/ablation/ablation.json" results/ablation/
