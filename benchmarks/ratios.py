@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import os
 import subprocess
 import sys
 import time
@@ -167,7 +168,7 @@ def main():
         op, bound = target.split()
         met = value <= float(bound) if op == "<=" else value >= float(bound)
         lines.append(f"| {rid} | {what} | {value:.3f} | {target} | {'yes' if met else 'no'} |")
-    lines += ["", f"Command: `python benchmarks/ratios.py {' '.join(sys.argv[1:])}`"]
+    lines += ["", f"Command (from `{os.getcwd()}`): `python {' '.join(sys.argv)}`"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

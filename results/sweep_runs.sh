@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
 T=1,2,4,8,16,32,64,128
-# Each sweep: accuracy on the full test set (operation counting off: it costs ~1.6x simulation time;
+# Each sweep: accuracy on the full test set (operation counting off: it adds simulation time;
 # --plots also gathers per-layer diagnostics), then operation counts, energy and diagnostics on a fixed
 # class-balanced 1,000-image test subset (written under <run>/costs, which combine.py leaves out).
 sweep() {  # out-folder, then flags
