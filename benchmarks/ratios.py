@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -98,6 +98,9 @@ def main():
     ap.add_argument("--out", default=None, help="also write the table (Markdown) here")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        ap.error(f"--out {args.out}: its folder does not exist; create it first")
+    from ann2snn.checkpoint import atomic_write_text
     from ann2snn.data import CifarBatches, DATASETS
     from ann2snn.device import place
     from ann2snn.simulate import auto_time_chunk, simulate_snn
@@ -168,15 +171,15 @@ def main():
         op, bound = target.split()
         met = value <= float(bound) if op == "<=" else value >= float(bound)
         lines.append(f"| {rid} | {what} | {value:.3f} | {target} | {'yes' if met else 'no'} |")
-    lines += ["", f"Command (from `{os.getcwd()}`): `python {' '.join(sys.argv)}`"]
+    where = os.path.relpath(os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines += ["", f"Command (from the repository's `{where}` folder): `python {' '.join(sys.argv)}`"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-        with open(args.out.rsplit(".", 1)[0] + ".json", "w") as f:
-            json.dump({"rows": [dict(zip(("id", "ratio", "value", "target"), r)) for r in rows],
-                       "device": device, "torch": torch.__version__}, f, indent=1)
+        atomic_write_text(args.out, text)
+        atomic_write_text(args.out.rsplit(".", 1)[0] + ".json",
+                          json.dumps({"rows": [dict(zip(("id", "ratio", "value", "target"), r)) for r in rows],
+                                      "device": device, "torch": torch.__version__}, indent=1))
 
 
 if __name__ == "__main__":

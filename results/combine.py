@@ -11,22 +11,20 @@ import sys
 
 import pandas as pd
 
+from ann2snn.checkpoint import atomic_write_text
 
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
+if len(sys.argv) != 2:
+    print("usage: python results/combine.py results/DATASET", file=sys.stderr)
+    sys.exit(2)
 folder = sys.argv[1]
 parts = sorted(glob.glob(os.path.join(folder, "*", "sweep.csv")))
 if not parts:
-    sys.exit(f"no sweep.csv under {folder}/*/")
+    print(f"no sweep.csv under {folder}/*/: run results/sweep_runs.sh first", file=sys.stderr)
+    sys.exit(2)
 df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
-write_atomic(os.path.join(folder, "table.csv"), df.to_csv(index=False))
-write_atomic(os.path.join(folder, "table.md"),
-             "Top-1 accuracy (%) of the converted SNN at each T, and of the ANN (full test set).\n\n"
-             + df.to_markdown(index=False) + "\n\nStacked by `python results/combine.py " + folder + "` from "
-             + ", ".join(os.path.relpath(p, folder) for p in parts) + ".\n")
+atomic_write_text(os.path.join(folder, "table.csv"), df.to_csv(index=False))
+atomic_write_text(os.path.join(folder, "table.md"),
+                  "Top-1 accuracy (%) of the converted SNN at each T, and of the ANN (full test set).\n\n"
+                  + df.to_markdown(index=False) + "\n\nStacked by `python results/combine.py " + folder + "` from "
+                  + ", ".join(os.path.relpath(p, folder) for p in parts) + ".\n")
 print(df.to_markdown(index=False))
