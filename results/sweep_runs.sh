@@ -4,7 +4,8 @@
 #   RUN in: vgg16-qcfs vgg16-matched (CIFAR-10, with costs and plots: the first runs), or
 #   DATASET-ARCH-ACTIVATION (e.g. cifar100-vgg16-qcfs, cifar10-resnet18-matched): accuracy on the full
 #   test set only, into results/DATASET/ARCH-ACTIVATION[-if|-mbif]/ (QCFS: IF and MBIF(1+3) with
-#   half-lsb and half-threshold in one sweep; matched: IF and MBIF(1+3) half-lsb as two sweeps).
+#   half-lsb and half-threshold in one sweep; matched: IF and MBIF(1+3) half-lsb as two sweeps), or
+#   cifar10-ARCH-ACTIVATION-costs: operation counts on the 1,000-image subset, into <that folder>/costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
@@ -32,6 +33,15 @@ for run in "${@:-vgg16-qcfs}"; do
       wait
       ann2snn sweep --checkpoint "$RUNS/cifar10-vgg16-matched" --neuron if --neuron mbif:1+3 --v-init half-lsb --T $T \
         --subset 1000 --diagnostics --plots --out results/cifar10/vgg16-matched-mbif/costs --quiet ;;
+    # operation counts, energy and diagnostics for the other CIFAR-10 networks (1,000-image subset),
+    # beside the accuracy-only sweeps below: e.g. cifar10-resnet18-qcfs-costs, cifar10-resnet18-matched-costs
+    cifar10-*-qcfs-costs|cifar10-*-matched-costs)
+      IFS=- read -r dataset arch act _ <<<"$run"
+      if [ "$act" = qcfs ]; then neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb --v-init half-threshold"; out=$arch-qcfs
+      else neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb"; out=$arch-matched-mbif; fi
+      echo "== ann2snn sweep --checkpoint $RUNS/$dataset-$arch-$act $neurons --T $T --subset 1000 --diagnostics --plots --out results/cifar10/$out/costs --quiet"
+      ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-$act" $neurons --T $T --subset 1000 --diagnostics --plots \
+        --out "results/cifar10/$out/costs" --quiet ;;
     cifar10-*-qcfs|cifar100-*-qcfs|cifar10-*-matched|cifar100-*-matched)
       IFS=- read -r dataset arch act <<<"$run"
       md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
@@ -47,7 +57,7 @@ for run in "${@:-vgg16-qcfs}"; do
         done
       fi
       python results/combine.py "results/$dataset" ;;
-    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION)" >&2; exit 2 ;;
+    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION cifar10-ARCH-ACTIVATION-costs)" >&2; exit 2 ;;
   esac
 done
 [ -d results/cifar10/vgg16-qcfs ] && python results/combine.py results/cifar10   # stacks results/cifar10/*/sweep.csv
