@@ -13,12 +13,16 @@ T=1,2,4,8,16,32,64,128
 # Each sweep: accuracy on the full test set (operation counting off: it adds simulation time;
 # --plots also gathers per-layer diagnostics), then operation counts, energy and diagnostics on a fixed
 # class-balanced 1,000-image test subset (written under <run>/costs, which combine.py leaves out).
-sweep() {  # out-folder, then flags
+costs() {  # out-folder, then flags: operation counts on the subset, into results/cifar10/<out>/costs
+  local out=$1; shift
+  echo "== ann2snn sweep $* --T $T --subset 1000 --diagnostics --plots --out results/cifar10/$out/costs --quiet"
+  ann2snn sweep "$@" --T $T --subset 1000 --diagnostics --plots --out "results/cifar10/$out/costs" --quiet
+}
+sweep() {  # out-folder, then flags: the full test set, then costs
   local out=$1; shift
   echo "== ann2snn sweep $* --T $T --no-ops --plots --out results/cifar10/$out --quiet"
   ann2snn sweep "$@" --T $T --no-ops --plots --out "results/cifar10/$out" --quiet
-  echo "== ann2snn sweep $* --T $T --subset 1000 --diagnostics --plots --out results/cifar10/$out/costs --quiet"
-  ann2snn sweep "$@" --T $T --subset 1000 --diagnostics --plots --out "results/cifar10/$out/costs" --quiet
+  costs "$out" "$@"
 }
 for run in "${@:-vgg16-qcfs}"; do
   case $run in
@@ -31,17 +35,14 @@ for run in "${@:-vgg16-qcfs}"; do
       ann2snn sweep --checkpoint "$RUNS/cifar10-vgg16-matched" --neuron if --v-init half-lsb --T $T --no-ops \
         --plots --out results/cifar10/vgg16-matched-if --quiet &
       wait
-      ann2snn sweep --checkpoint "$RUNS/cifar10-vgg16-matched" --neuron if --neuron mbif:1+3 --v-init half-lsb --T $T \
-        --subset 1000 --diagnostics --plots --out results/cifar10/vgg16-matched-mbif/costs --quiet ;;
+      costs vgg16-matched-mbif --checkpoint "$RUNS/cifar10-vgg16-matched" --neuron if --neuron mbif:1+3 --v-init half-lsb ;;
     # operation counts, energy and diagnostics for the other CIFAR-10 networks (1,000-image subset),
     # beside the accuracy-only sweeps below: e.g. cifar10-resnet18-qcfs-costs, cifar10-resnet18-matched-costs
     cifar10-*-qcfs-costs|cifar10-*-matched-costs)
       IFS=- read -r dataset arch act _ <<<"$run"
       if [ "$act" = qcfs ]; then neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb --v-init half-threshold"; out=$arch-qcfs
       else neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb"; out=$arch-matched-mbif; fi
-      echo "== ann2snn sweep --checkpoint $RUNS/$dataset-$arch-$act $neurons --T $T --subset 1000 --diagnostics --plots --out results/cifar10/$out/costs --quiet"
-      ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-$act" $neurons --T $T --subset 1000 --diagnostics --plots \
-        --out "results/cifar10/$out/costs" --quiet ;;
+      costs "$out" --checkpoint "$RUNS/$dataset-$arch-$act" $neurons ;;
     cifar10-*-qcfs|cifar100-*-qcfs|cifar10-*-matched|cifar100-*-matched)
       IFS=- read -r dataset arch act <<<"$run"
       md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
