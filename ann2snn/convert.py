@@ -139,7 +139,7 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
 
 
 def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bits: int = 0,
-            v_init: str = "half-lsb", thresholds: dict[str, float] | None = None) -> nn.Module:
+            v_init: str = "half-lsb", thresholds: dict[str, float] | None = None, cap=None) -> nn.Module:
     """Return a converted copy of ``model``: each QCFS/matched site becomes a :class:`MultiBitIF`.
 
     The neuron's threshold is the site's λ (``θ = λ``); IF is ``int_bits=1, frac_bits=0``. The
@@ -153,6 +153,8 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
         v_init: ``half-lsb`` | ``half-threshold`` | ``zero``.
         thresholds: θ per site name, overriding λ (from :func:`ann2snn.calibrate.calibrate_thresholds`);
             required for ReLU sites (:class:`ann2snn.calibrate.ReLUSite`).
+        cap: the neurons' per-step ceiling (``None``/``"full"``, ``"theta"`` or a count K; see
+            :func:`ann2snn.neurons.resolve_cap`).
 
     Raises:
         UserError: bad bits or v_init, a λ <= 0, a ReLU site without threshold, or any failed
@@ -177,7 +179,7 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
                             "`ann2snn convert --threshold max|percentile:P`")
         parent_name, _, child = name.rpartition(".")
         parent = snn.get_submodule(parent_name) if parent_name else snn
-        setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site))
+        setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site, cap=cap))
     check_converted(snn, example, expected=len(sites))
     return snn
 

@@ -10,6 +10,11 @@ quantum ``q = θ·2^-n`` and largest count ``K = 2^(m+n) − 1``, at each time s
 
 IF is the case m=1, n=0 (q = θ, K = 1). MBIF(1+3) sends values in {0, 1/8, ..., 15/8}·θ. Note that
 MBIF's per-step maximum ``(2^m − 2^-n)·θ`` exceeds θ (the ANN's clip) whenever m >= 1.
+
+**Per-step ceiling** (DESIGN §3): the largest count K can be capped below ``2^(m+n) − 1``
+(:func:`resolve_cap`). ``cap="theta"`` gives ``K = 2^n``, so no step sends more than θ. With
+``v_0 = q/2`` and a constant input, MBIF(m, n) capped at θ has after T steps the same time-averaged
+output as IF (``v_0 = θ/2``) after ``2^n·T`` steps; capped at ``K = L = 2^n`` one step is QCFS(L).
 """
 
 from __future__ import annotations
@@ -23,6 +28,36 @@ from .quantizer import check_bits, fire_count, max_count
 V_INIT_MODES = ("half-lsb", "half-threshold", "zero")
 
 
+def resolve_cap(cap, int_bits: int, frac_bits: int) -> int:
+    """The largest spike count K of an MBIF(m, n) neuron for a per-step ceiling ``cap``.
+
+    Args:
+        cap: ``None`` or ``"full"`` (the seed's full range, ``K = 2^(m+n) − 1``), ``"theta"``
+            (``K = min(2^n, 2^(m+n) − 1)``: each step sends at most θ), or a whole count K
+            (int or decimal string) with ``1 <= K <= 2^(m+n) − 1``.
+        int_bits, frac_bits: m and n.
+
+    Returns:
+        K as an int.
+
+    Raises:
+        UserError: a cap that is not ``full``, ``theta`` or a whole count in ``[1, 2^(m+n) − 1]``.
+    """
+    full = max_count(int_bits, frac_bits)
+    if cap is None or cap == "full":
+        return full
+    if cap == "theta":
+        return min(1 << frac_bits, full)
+    text = str(cap).strip()
+    if isinstance(cap, bool) or not (isinstance(cap, int) or (text.isascii() and text.isdigit())):
+        raise UserError(f"bad cap {cap!r}: use full, theta or a whole count K with 1 <= K <= {full} "
+                        f"(the largest count of {int_bits}+{frac_bits})")
+    k = int(text)
+    if not 1 <= k <= full:
+        raise UserError(f"cap K={k} is out of range for {int_bits}+{frac_bits}: need 1 <= K <= {full}")
+    return k
+
+
 class MultiBitIF(nn.Module):
     """Multi-bit IF neuron with reset by subtraction, single-step (one call = one time step).
 
@@ -31,6 +66,7 @@ class MultiBitIF(nn.Module):
         int_bits: m. frac_bits: n (need m, n >= 0 and 1 <= m+n <= 16).
         v_init: initial membrane potential v_0: ``half-lsb`` (q/2; θ/2 for IF, QCFS's choice),
             ``half-threshold`` (θ/2) or ``zero``.
+        cap: the per-step ceiling, see :func:`resolve_cap` (default: the full ``2^(m+n) − 1``).
         ann_activation: the source ANN activation module, used when :attr:`mode` is ``"ann"``
             (ANN-mode parity: the converted network then computes exactly the ANN).
 
@@ -41,11 +77,11 @@ class MultiBitIF(nn.Module):
     calls until :meth:`reset`.
 
     Raises:
-        UserError: for θ <= 0 or not finite, bad bit widths or an unknown ``v_init``.
+        UserError: for θ <= 0 or not finite, bad bit widths, an unknown ``v_init`` or a bad cap.
     """
 
     def __init__(self, theta, int_bits: int = 1, frac_bits: int = 0, v_init: str = "half-lsb",
-                 ann_activation: nn.Module | None = None):
+                 ann_activation: nn.Module | None = None, cap=None):
         super().__init__()
         check_bits(int_bits, frac_bits)
         if v_init not in V_INIT_MODES:
@@ -56,6 +92,8 @@ class MultiBitIF(nn.Module):
         self.int_bits = int_bits
         self.frac_bits = frac_bits
         self.v_init = v_init
+        #: the largest count K actually used (the cap; 2^(m+n) − 1 when uncapped)
+        self.cap = resolve_cap(cap, int_bits, frac_bits)
         self.ann_activation = ann_activation
         self.mode = "snn"
         #: steps merged into the batch of one call (time-batched simulation); 1 = one step per call
@@ -64,8 +102,8 @@ class MultiBitIF(nn.Module):
 
     @property
     def k_max(self) -> int:
-        """Largest spike count K = 2^(m+n) − 1."""
-        return max_count(self.int_bits, self.frac_bits)
+        """Largest spike count K: 2^(m+n) − 1, or the cap when one is set."""
+        return self.cap
 
     def quantum(self) -> torch.Tensor:
         """q = θ·2^-n (0-dim tensor)."""
@@ -117,5 +155,6 @@ class MultiBitIF(nn.Module):
         return s
 
     def extra_repr(self) -> str:
-        return (f"theta={float(self.theta):.4g}, m={self.int_bits}, n={self.frac_bits}, "
+        cap = "" if self.cap == max_count(self.int_bits, self.frac_bits) else f", K={self.cap}"
+        return (f"theta={float(self.theta):.4g}, m={self.int_bits}, n={self.frac_bits}{cap}, "
                 f"v_init={self.v_init}, reset=subtract")

@@ -11,23 +11,25 @@ from .ann import build_ann, load_ann
 from .checkpoint import FORMAT, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from .convert import convert
 from .errors import UserError
-from .neurons import V_INIT_MODES
-from .quantizer import check_bits
+from .neurons import V_INIT_MODES, resolve_cap
+from .quantizer import check_bits, max_count
 from .simulate import neurons_of
 
 EXAMPLE_SHAPE = (1, 3, 32, 32)
 
 
 def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, frac_bits: int | None = None,
-                    v_init: str = "half-lsb", warn=None) -> dict:
-    """Resolve ``--neuron if|mbif`` and optional bits against the source ANN.
+                    v_init: str = "half-lsb", warn=None, cap=None) -> dict:
+    """Resolve ``--neuron if|mbif``, optional bits and the per-step ceiling against the source ANN.
 
     IF is MBIF(1, 0). ``mbif`` defaults to 1+3 (the seed's), or to the ANN's own bits when the ANN
     uses the matched activation. Converting a matched ANN to other bits, or to IF, is allowed with
-    one warning line: the T = 1 identity then no longer holds.
+    one warning line: the T = 1 identity then no longer holds. ``cap`` (``full``, ``theta`` or a
+    count K, :func:`ann2snn.neurons.resolve_cap`) is stored as ``"cap": K`` only when it binds
+    (K < 2^(m+n) − 1); otherwise ``"cap"`` is ``None``.
 
     Raises:
-        UserError: unknown neuron or v_init, bits given with ``if``, or bits out of range.
+        UserError: unknown neuron or v_init, bits or a cap given with ``if``, bits or cap out of range.
     """
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     if v_init not in V_INIT_MODES:
@@ -36,6 +38,8 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
     if neuron == "if":
         if (int_bits not in (None, 1)) or (frac_bits not in (None, 0)):
             raise UserError("--neuron if is MBIF(1,0): drop --int-bits/--frac-bits, or use --neuron mbif")
+        if cap not in (None, "full"):
+            raise UserError("--neuron if already sends at most θ per step (K = 1): drop --cap, or use --neuron mbif")
         m, n = 1, 0
     elif neuron == "mbif":
         default = (ann_config["int_bits"], ann_config["frac_bits"]) if matched else (1, 3)
@@ -44,10 +48,27 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
     else:
         raise UserError(f"unknown neuron {neuron!r}: use 'if' or 'mbif'")
     check_bits(m, n)
+    k = resolve_cap(cap, m, n)
     if matched and (m, n) != (ann_config["int_bits"], ann_config["frac_bits"]):
         warn(f"the ANN was trained with the matched {ann_config['int_bits']}+{ann_config['frac_bits']} activation; "
              f"converting to {m}+{n} loses the exact T=1 identity")
-    return {"neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n, "v_init": v_init}
+    return {"neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n, "v_init": v_init,
+            "cap": k if k < max_count(m, n) else None}
+
+
+def exact_neuron_hint(ann_config: dict) -> str | None:
+    """For a QCFS(L) ANN with L = 2^n: the neuron that reproduces it exactly at T = 1, as CLI flags.
+
+    One MBIF(1, n) step from ``v_0 = q/2`` with θ = λ and the count capped at K = L is QCFS(L)
+    (both call :func:`ann2snn.quantizer.fire_count`; DESIGN §3). None for other ANNs.
+    """
+    levels = ann_config.get("levels", 4)
+    if ann_config.get("activation", "qcfs") != "qcfs" or levels < 1 or levels & (levels - 1):
+        return None
+    n = levels.bit_length() - 1
+    if n == 0:
+        return "--neuron if --v-init half-lsb"
+    return f"--neuron mbif --int-bits 1 --frac-bits {n} --cap {levels} --v-init half-lsb"
 
 
 def prepare_ann(ann: nn.Module, fold_bn: bool = False) -> nn.Module:
@@ -66,7 +87,7 @@ def convert_ann(ann: nn.Module, settings: dict) -> nn.Module:
     calibrated ``thresholds`` from :func:`calibrate_settings`)."""
     ann = prepare_ann(ann, settings.get("fold_bn", False))
     return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"],
-                   thresholds=settings.get("thresholds"))
+                   thresholds=settings.get("thresholds"), cap=settings.get("cap"))
 
 
 def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,

@@ -67,7 +67,11 @@ def describe_activation(config: dict) -> tuple[str, str]:
 
 
 def describe_neuron(conv: dict) -> str:
-    return "IF" if (conv["int_bits"], conv["frac_bits"]) == (1, 0) else f"MBIF {conv['int_bits']}+{conv['frac_bits']}"
+    """'IF', 'MBIF 1+3', or 'MBIF 1+3 K=8' when the per-step count is capped."""
+    if (conv["int_bits"], conv["frac_bits"]) == (1, 0):
+        return "IF"
+    cap = f" K={conv['cap']}" if conv.get("cap") else ""
+    return f"MBIF {conv['int_bits']}+{conv['frac_bits']}{cap}"
 
 
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,

@@ -131,6 +131,9 @@ def parse_neuron_spec(spec: str) -> dict:
 @click.option("--frac-bits", type=int, default=None, help="n (mbif only).")
 @click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
               show_default=True, help="Initial membrane potential: q/2, θ/2 or 0.")
+@click.option("--cap", default="full", show_default=True,
+              help="Per-step ceiling of an MBIF neuron's count: full (K = 2^(m+n)-1, the seed's), theta "
+                   "(K = 2^n: no step sends more than θ) or a whole count K.")
 @click.option("--threshold", default="lambda", show_default=True,
               help="θ per site: lambda (the QCFS/matched λ), max or percentile:P of its activations on training "
                    "data (needed for ReLU networks).")
@@ -139,7 +142,7 @@ def parse_neuron_spec(spec: str) -> dict:
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
 @data_options
 @click.option("--out", required=True, help="SNN checkpoint file to write.")
-def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, calib_batches, fold_bn, data_dir,
+def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold, calib_batches, fold_bn, data_dir,
                 download, skip_md5, out):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
     import os
@@ -158,11 +161,18 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
         calibration = {"threshold": threshold, "calib_batches": calib_batches, "fold_bn": fold_bn,
                        "data_dir": data_dir, "download": download, "skip_md5": skip_md5}
     ckpt = convert_checkpoint(checkpoint, {"neuron": neuron, "int_bits": int_bits, "frac_bits": frac_bits,
-                                           "v_init": v_init}, out, calibration)
+                                           "v_init": v_init, "cap": cap}, out, calibration)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
-    click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}, "
-               f"v_init {c['v_init']})")
+    cap_text = f", K={c['cap']}" if c.get("cap") else ""
+    click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}"
+               f"{cap_text}, v_init {c['v_init']})")
+    from ann2snn.snn import exact_neuron_hint
+
+    hint = exact_neuron_hint(ckpt["config"])
+    if hint and calibration is None:
+        click.echo(f"note: this QCFS(L={ckpt['config'].get('levels', 4)}) ANN is reproduced exactly at T = 1 by "
+                   f"{hint}")
 
 
 @cli.command("sweep")
@@ -173,6 +183,9 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
               help="For ANN checkpoints: convert in memory to if | mbif | mbif:M+N (repeatable).")
 @click.option("--v-init", "v_inits", multiple=True, type=click.Choice(["half-lsb", "half-threshold", "zero"]),
               help="For ANN checkpoints: v_init(s) to convert with (repeatable; default half-lsb).")
+@click.option("--cap", "caps", multiple=True,
+              help="For ANN checkpoints: per-step ceiling(s) of the MBIF neurons: full, theta or a count K "
+                   "(repeatable; default full). IF rows are unaffected (K = 1 already).")
 @data_options
 @click.option("--batch-size", type=int, default=500, show_default=True)
 @click.option("--subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
@@ -189,7 +202,7 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, threshold, cali
 @device_options
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md5, batch_size, subset, ops,
+def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, data_dir, download, skip_md5, batch_size, subset, ops,
               diagnostics, time_chunk_text, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann import load_ann
@@ -219,6 +232,10 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
     specs = [parse_neuron_spec(s) for s in neurons]
     v_inits_given = v_inits
     v_inits = list(v_inits) or ["half-lsb"]
+    caps_given = caps
+    caps = list(dict.fromkeys(caps)) or ["full"]
+    if any(c != "full" for c in caps) and specs and all(s["neuron"] == "if" for s in specs):
+        raise UserError("--neuron if already sends at most θ per step (K = 1): drop --cap, or add an mbif neuron")
     models = []  # (label, loader) pairs, validated before any simulation starts
     for path in checkpoints:
         kind = load_checkpoint(path)["kind"]
@@ -230,9 +247,11 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
         ann, ckpt = load_ann(path)
         seen = set()
         for spec in specs:
-            for v_init in v_inits:
-                settings = neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec)
-                key = (settings["int_bits"], settings["frac_bits"],
+            for v_init, cap in ((v, c) for v in v_inits for c in caps):
+                is_if = spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits")) == (1, 0)
+                settings = neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec,
+                                           cap=None if is_if else cap)
+                key = (settings["int_bits"], settings["frac_bits"], settings["cap"],
                        "half-lsb" if settings["neuron"] == "if" and v_init == "half-threshold" else v_init)
                 if key in seen:  # IF: half-threshold == half-lsb (both θ/2)
                     continue
@@ -240,8 +259,8 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, data_dir, download, skip_md
                 fake = {**ckpt, "conversion": settings, "source": {"path": ckpt["path"], "sha256": None,
                                                                   "epoch": ckpt.get("epoch")}}
                 models.append((path, lambda ann=ann, s=settings, f=fake: (convert_ann(ann, s), f)))
-    if (specs or list(v_inits_given)) and all(load_checkpoint(p)["kind"] == "snn" for p in checkpoints):
-        raise UserError("--neuron / --v-init convert ANN checkpoints in memory, but every --checkpoint is an "
+    if (specs or list(v_inits_given) or list(caps_given)) and all(load_checkpoint(p)["kind"] == "snn" for p in checkpoints):
+        raise UserError("--neuron / --v-init / --cap convert ANN checkpoints in memory, but every --checkpoint is an "
                         "SNN checkpoint; drop them")
     rows, curves, data_cache = [], [], {}
     for path, load in models:

@@ -4,8 +4,9 @@
 # Usage: OMP_NUM_THREADS=1 bash results/train_runs.sh [RUN ...]
 #   RUN = DATASET-ARCH-ACTIVATION[-seedS], e.g. cifar10-vgg16-qcfs, cifar100-resnet18-matched,
 #   cifar10-vgg16-matched-seed1.   DATASET: cifar10|cifar100  ARCH: vgg16|resnet18
-#   ACTIVATION: qcfs (L=4) | matched (1+3).  Seed 0 when no -seedS suffix.
-# Every run: width 0.25, 30 epochs, lambda init auto (issue 7). CIFAR-100 is the offline copy (--skip-md5).
+#   ACTIVATION: qcfs (L=4) | matched (1+3) | relu (plain ReLU; thresholds come from data at conversion).
+#   Seed 0 when no -seedS suffix.
+# Every run: width 0.25, 30 epochs, lambda init auto (issue 7; unused by relu). CIFAR-100 is the offline copy (--skip-md5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
@@ -19,7 +20,8 @@ for run in "${@:-cifar10-vgg16-qcfs}"; do
   case $act in
     qcfs) actflags="--activation qcfs --levels 4" ;;
     matched) actflags="--activation matched --int-bits 1 --frac-bits 3" ;;
-    *) echo "unknown activation '$act' in '$run' (qcfs|matched)" >&2; exit 2 ;;
+    relu) actflags="--activation relu" ;;
+    *) echo "unknown activation '$act' in '$run' (qcfs|matched|relu)" >&2; exit 2 ;;
   esac
   md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
   resume=""; [ -f "$RUNS/$run/checkpoint.pt" ] && resume="--resume"

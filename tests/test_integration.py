@@ -113,6 +113,41 @@ def test_matched_identity_at_T1_on_real_images(cifar10_dir, tmp_path, arch):
             assert torch.equal(convert_ann(fresh, settings)(images), fresh(images))
 
 
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_qcfs_identity_at_T1_with_the_cap_on_real_images(cifar10_dir, tmp_path, arch):
+    """A QCFS(L=4) ANN and its MBIF(1+2) SNN capped at K = 4 (v_init half-lsb) give equal logits at
+    T = 1, after training (also through a saved SNN checkpoint) and at initialisation (issue 13)."""
+    from ann2snn.ann import build_ann
+    from ann2snn.lambda_init import init_lambda_from_data
+    from ann2snn.snn import convert_checkpoint, exact_neuron_hint
+
+    x, y = load_split("cifar10", cifar10_dir, False)
+    images = next(iter(CifarBatches(x[:64], y[:64], DATASETS["cifar10"], 64)))[0]
+    cfg = {"arch": arch, "width": 0.125, "epochs": 1, "subset": 500, "test_subset": 100, "batch_size": 50,
+           "data_dir": cifar10_dir, "activation": "qcfs", "levels": 4}
+    path = train_ann(cfg, str(tmp_path / arch), progress=False)
+    ann, ckpt = load_ann(path)
+    assert exact_neuron_hint(ckpt["config"]) == "--neuron mbif --int-bits 1 --frac-bits 2 --cap 4 --v-init half-lsb"
+    settings = neuron_settings("mbif", ckpt["config"], 1, 2, cap=4)
+    with torch.no_grad():
+        logits = ann(images)
+        assert logits.argmax(1).unique().numel() > 1
+        assert torch.equal(convert_ann(ann, settings)(images), logits)
+        assert torch.equal(convert_ann(ann, {**settings, "cap": "theta"})(images), logits)  # theta = 2^2 = 4
+        assert not torch.equal(convert_ann(ann, {**settings, "cap": None})(images), logits)  # uncapped: not the ANN
+    convert_checkpoint(path, {"neuron": "mbif", "int_bits": 1, "frac_bits": 2, "cap": "4"}, str(tmp_path / "snn.pt"))
+    snn2, ckpt2 = load_snn(str(tmp_path / "snn.pt"))
+    assert ckpt2["conversion"]["cap"] == 4
+    with torch.no_grad():
+        assert torch.equal(snn2(images), logits)
+    torch.manual_seed(0)
+    fresh = build_ann(ckpt["config"])
+    init_lambda_from_data(fresh, [(images, None)], num_batches=1)
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(convert_ann(fresh, settings)(images), fresh(images))
+
+
 def test_relu_network_calibrated_through_the_cli(cifar10_dir, tmp_path):
     run = tmp_path / "relu"
     assert main(["train-ann", "--arch", "resnet20", "--activation", "relu", "--epochs", "1", "--subset", "2000",
@@ -125,8 +160,17 @@ def test_relu_network_calibrated_through_the_cli(cifar10_dir, tmp_path):
     assert ckpt["conversion"]["threshold"] == "percentile:99.9" and ckpt["conversion"]["fold_bn"]
     assert len(ckpt["conversion"]["thresholds"]) == 19
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in snn.modules())
-    assert main(["sweep", "--checkpoint", str(tmp_path / "if.pt"), "--T", "8,64", "--subset", "200",
-                 "--data-dir", cifar10_dir, "--out", str(tmp_path / "sw"), "--quiet", "--no-ops"]) == 0
+    assert main(["convert", "--checkpoint", str(run), "--neuron", "mbif", "--cap", "theta", "--threshold",
+                 "percentile:99.9", "--calib-batches", "2", "--fold-bn", "--data-dir", cifar10_dir,
+                 "--out", str(tmp_path / "mbif.pt")]) == 0
+    assert main(["sweep", "--checkpoint", str(tmp_path / "if.pt"), "--checkpoint", str(tmp_path / "mbif.pt"),
+                 "--T", "1,8,64", "--subset", "200", "--data-dir", cifar10_dir, "--out", str(tmp_path / "sw"),
+                 "--quiet", "--no-ops"]) == 0
     table = pd.read_csv(tmp_path / "sw" / "sweep.csv")
-    assert table["activation"][0] == "relu" and table["threshold"][0] == "percentile:99.9"
-    assert abs(table["T=64"][0] - table["ANN"][0]) <= abs(table["T=8"][0] - table["ANN"][0]) + 1.0
+    assert table["neuron"].tolist() == ["IF", "MBIF 1+3 K=8"]
+    assert (table["activation"] == "relu").all() and (table["threshold"] == "percentile:99.9").all()
+    assert (table["ANN"] == table["ANN"][0]).all()  # one source ANN
+    for i in range(2):
+        assert abs(table["T=64"][i] - table["ANN"][i]) <= abs(table["T=1"][i] - table["ANN"][i]) + 1.0
+    # MBIF capped at θ after T steps has IF's resolution after 8·T steps: it is ahead of IF at T = 8
+    assert table["T=8"][1] >= table["T=8"][0] - 1.0
