@@ -133,7 +133,8 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
     row = {
         "dataset": config["dataset"], "network": config["arch"], "width": config.get("width", 1.0),
         "epochs": extra.get("epochs"), "activation": act, "L_or_bits": act_param,
-        "neuron": describe_neuron(conv), "v_init": conv["v_init"], "threshold": conv.get("threshold", "lambda"),
+        "neuron": describe_neuron(conv), "v_init": conv["v_init"],
+        "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else ""),
     }
     for T in T_list:
         row[f"T={T}"] = round(100 * result["curve"][T - 1], 2)

@@ -186,6 +186,12 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
 @click.option("--cap", "caps", multiple=True,
               help="For ANN checkpoints: per-step ceiling(s) of the MBIF neurons: full, theta or a count K "
                    "(repeatable; default full). IF rows are unaffected (K = 1 already).")
+@click.option("--threshold", "thresholds", multiple=True,
+              help="For ANN checkpoints: θ per site, lambda (default) or max | percentile:P from training data "
+                   "(repeatable; needed for ReLU nets). Each calibration is shared by every neuron.")
+@click.option("--calib-batches", type=int, default=10, show_default=True,
+              help="Training batches (of 128) for --threshold max|percentile:P.")
+@click.option("--fold-bn", is_flag=True, help="For ANN checkpoints: fold each BatchNorm into the conv before it first.")
 @data_options
 @click.option("--batch-size", type=int, default=500, show_default=True)
 @click.option("--subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
@@ -202,12 +208,12 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
 @device_options
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, data_dir, download, skip_md5, batch_size, subset, ops,
+def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
               diagnostics, time_chunk_text, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann import load_ann
     from ann2snn.checkpoint import file_sha256, load_checkpoint
-    from ann2snn.snn import convert_ann, load_snn, neuron_settings
+    from ann2snn.snn import calibrate_settings, convert_ann, load_snn, neuron_settings
     from ann2snn.sweep import build_row, parse_T, provenance, sweep_model, test_batches, write_tables
 
     from ann2snn.checkpoint import check_output_dir
@@ -234,6 +240,14 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, data_dir, download, s
     v_inits = list(v_inits) or ["half-lsb"]
     caps_given = caps
     caps = list(dict.fromkeys(caps)) or ["full"]
+    thresholds_given = thresholds
+    thresholds = list(dict.fromkeys(thresholds)) or ["lambda"]
+    from ann2snn.calibrate import parse_threshold
+
+    for text in thresholds:
+        parse_threshold(text)
+    if calib_batches < 1:
+        raise UserError(f"--calib-batches must be >= 1, got {calib_batches}")
     if any(c != "full" for c in caps) and specs and all(s["neuron"] == "if" for s in specs):
         raise UserError("--neuron if already sends at most θ per step (K = 1): drop --cap, or add an mbif neuron")
     models = []  # (label, loader) pairs, validated before any simulation starts
@@ -246,6 +260,17 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, data_dir, download, s
             raise UserError(f"{path} is an ANN checkpoint: convert it first, or pass --neuron (e.g. --neuron if --neuron mbif:1+3)")
         ann, ckpt = load_ann(path)
         seen = set()
+        calibrated = {}  # threshold → settings carrying the calibrated θs (shared by every neuron)
+        for text in thresholds:
+            base = neuron_settings("if", ann_config=ckpt["config"])
+            if parse_threshold(text)[0] == "lambda" and not fold_bn:
+                if ckpt["config"].get("activation") == "relu":
+                    raise UserError(f"{path} is a ReLU network, which has no λ: pass --threshold max or percentile:P")
+                calibrated[text] = {}
+                continue
+            cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
+                                     skip_md5)
+            calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
         for spec in specs:
             for v_init, cap in ((v, c) for v in v_inits for c in caps):
                 is_if = spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits")) == (1, 0)
@@ -256,12 +281,15 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, data_dir, download, s
                 if key in seen:  # IF: half-threshold == half-lsb (both θ/2)
                     continue
                 seen.add(key)
-                fake = {**ckpt, "conversion": settings, "source": {"path": ckpt["path"], "sha256": None,
+                for text in thresholds:
+                    full = {**settings, **calibrated[text]}
+                    fake = {**ckpt, "conversion": full, "source": {"path": ckpt["path"], "sha256": None,
                                                                   "epoch": ckpt.get("epoch")}}
-                models.append((path, lambda ann=ann, s=settings, f=fake: (convert_ann(ann, s), f)))
-    if (specs or list(v_inits_given) or list(caps_given)) and all(load_checkpoint(p)["kind"] == "snn" for p in checkpoints):
-        raise UserError("--neuron / --v-init / --cap convert ANN checkpoints in memory, but every --checkpoint is an "
-                        "SNN checkpoint; drop them")
+                    models.append((path, lambda ann=ann, s=full, f=fake: (convert_ann(ann, s), f)))
+    in_memory = specs or v_inits_given or caps_given or thresholds_given or fold_bn
+    if in_memory and all(load_checkpoint(p)["kind"] == "snn" for p in checkpoints):
+        raise UserError("--neuron / --v-init / --cap / --threshold / --fold-bn convert ANN checkpoints in memory, "
+                        "but every --checkpoint is an SNN checkpoint; drop them")
     rows, curves, data_cache = [], [], {}
     for path, load in models:
         snn, ckpt = load()

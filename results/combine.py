@@ -6,6 +6,7 @@ Both tables are written through a temporary file and a rename, so a reader never
 """
 
 import glob
+import json
 import os
 import sys
 
@@ -22,9 +23,11 @@ if not parts:
     print(f"no sweep.csv under {folder}/*/: run results/sweep_runs.sh first", file=sys.stderr)
     sys.exit(2)
 df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+samples = sorted({r["samples"] for p in parts for r in json.load(open(p[:-3] + "json"))["rows"]})
+where = "full test set" if samples == [10000] else "test images: " + ", ".join(map(str, samples))
 atomic_write_text(os.path.join(folder, "table.csv"), df.to_csv(index=False))
 atomic_write_text(os.path.join(folder, "table.md"),
-                  "Top-1 accuracy (%) of the converted SNN at each T, and of the ANN (full test set).\n\n"
+                  f"Top-1 accuracy (%) of the converted SNN at each T, and of the ANN ({where}).\n\n"
                   + df.to_markdown(index=False) + "\n\nStacked by `python results/combine.py " + folder + "` from "
                   + ", ".join(os.path.relpath(p, folder) for p in parts) + ".\n")
 print(df.to_markdown(index=False))

@@ -5,11 +5,21 @@
 #   DATASET-ARCH-ACTIVATION (e.g. cifar100-vgg16-qcfs, cifar10-resnet18-matched): accuracy on the full
 #   test set only, into results/DATASET/ARCH-ACTIVATION[-if|-mbif]/ (QCFS: IF and MBIF(1+3) with
 #   half-lsb and half-threshold in one sweep; matched: IF and MBIF(1+3) half-lsb as two sweeps), or
-#   cifar10-ARCH-ACTIVATION-costs: operation counts on the 1,000-image subset, into <that folder>/costs.
+#   cifar10-ARCH-ACTIVATION-costs: operation counts on the 1,000-image subset, into <that folder>/costs, or
+#   issue 13 (calibrated ReLU networks and the per-step cap):
+#   cifar10-vgg16-relu-settings: choose the threshold mode on a fixed 2,000-image test subset, with and
+#     without --fold-bn (two processes), into results/cifar10/relu-settings/{no-fold,fold-bn}/;
+#   DATASET-ARCH-relu: the full test set with the chosen mode (RELU_THRESHOLD below): IF zero, IF half-lsb
+#     (one process) and MBIF(1+3) half-lsb, full range and capped at θ (another), into results/DATASET/ARCH-relu-*;
+#   DATASET-ARCH-qcfs-cap: a QCFS(L=4) ANN (the run folder DATASET-ARCH-qcfs) as IF, MBIF(1+2) capped at K = 4
+#     (exact at T = 1) and MBIF(1+3) capped at θ, into results/DATASET/ARCH-qcfs-cap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
 T=1,2,4,8,16,32,64,128
+# the threshold mode chosen on results/cifar10/relu-settings (issue 13): the best IF and MBIF rows there
+RELU_THRESHOLD=${RELU_THRESHOLD:-percentile:99.99}
+RELU_FOLD=${RELU_FOLD:-}
 # Each sweep: accuracy on the full test set (operation counting off: it adds simulation time;
 # --plots also gathers per-layer diagnostics), then operation counts, energy and diagnostics on a fixed
 # class-balanced 1,000-image test subset (written under <run>/costs, which combine.py leaves out).
@@ -58,7 +68,34 @@ for run in "${@:-vgg16-qcfs}"; do
         done
       fi
       python results/combine.py "results/$dataset" ;;
-    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION cifar10-ARCH-ACTIVATION-costs)" >&2; exit 2 ;;
+    cifar10-vgg16-relu-settings)
+      common="--checkpoint $RUNS/cifar10-vgg16-relu --neuron if --neuron mbif:1+3 --v-init half-lsb --v-init zero
+              --v-init half-threshold --threshold max --threshold percentile:99.9 --threshold percentile:99.99
+              --T $T --subset 2000 --no-ops --quiet"
+      echo "== ann2snn sweep $(echo $common) --out results/cifar10/relu-settings/no-fold"
+      ann2snn sweep $common --out results/cifar10/relu-settings/no-fold &
+      echo "== ann2snn sweep $(echo $common) --fold-bn --out results/cifar10/relu-settings/fold-bn"
+      ann2snn sweep $common --fold-bn --out results/cifar10/relu-settings/fold-bn &
+      wait
+      python results/combine.py results/cifar10/relu-settings ;;
+    cifar10-*-relu|cifar100-*-relu)
+      IFS=- read -r dataset arch act <<<"$run"
+      md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
+      common="--checkpoint $RUNS/$run --threshold $RELU_THRESHOLD $RELU_FOLD $md5 --T $T --no-ops --quiet"
+      echo "== ann2snn sweep $(echo $common) --neuron if --v-init zero --v-init half-lsb --out results/$dataset/$arch-relu-if"
+      ann2snn sweep $common --neuron if --v-init zero --v-init half-lsb --out "results/$dataset/$arch-relu-if" &
+      echo "== ann2snn sweep $(echo $common) --neuron mbif:1+3 --v-init half-lsb --cap full --cap theta --out results/$dataset/$arch-relu-mbif"
+      ann2snn sweep $common --neuron mbif:1+3 --v-init half-lsb --cap full --cap theta --out "results/$dataset/$arch-relu-mbif" &
+      wait
+      python results/combine.py "results/$dataset" ;;
+    cifar10-*-qcfs-cap|cifar100-*-qcfs-cap)
+      IFS=- read -r dataset arch act _ <<<"$run"
+      md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
+      echo "== ann2snn sweep --checkpoint $RUNS/$dataset-$arch-qcfs --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta --v-init half-lsb $md5 --T $T --no-ops --out results/$dataset/$arch-qcfs-cap --quiet"
+      ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-qcfs" --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta \
+        --v-init half-lsb $md5 --T $T --no-ops --out "results/$dataset/$arch-qcfs-cap" --quiet
+      python results/combine.py "results/$dataset" ;;
+    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION cifar10-ARCH-ACTIVATION-costs cifar10-vgg16-relu-settings DATASET-ARCH-relu DATASET-ARCH-qcfs-cap)" >&2; exit 2 ;;
   esac
 done
 [ -d results/cifar10/vgg16-qcfs ] && python results/combine.py results/cifar10   # stacks results/cifar10/*/sweep.csv

@@ -1,0 +1,62 @@
+"""sweep straight from an ANN checkpoint with calibrated thresholds, BN folding and caps (issue 13)."""
+
+import json
+
+import pandas as pd
+import torch
+
+from ann2snn.cli.main import main
+from ann2snn.snn import calibrate_settings, convert_ann, neuron_settings
+from ann2snn.ann import load_ann
+
+
+def train_tiny(fake_cifar, tmp_path, activation):
+    run = tmp_path / activation
+    assert main(["train-ann", "--arch", "resnet20", "--width", "0.25", "--activation", activation, "--epochs", "1",
+                 "--batch-size", "10", "--data-dir", fake_cifar, "--skip-md5", "--out", str(run), "--quiet"]) == 0
+    return run
+
+
+def test_relu_sweep_calibrates_once_per_threshold(fake_cifar, tmp_path, capsys):
+    run = train_tiny(fake_cifar, tmp_path, "relu")
+    common = ["--T", "1,4", "--data-dir", fake_cifar, "--skip-md5", "--quiet", "--no-ops", "--calib-batches", "1"]
+    # a ReLU network has no λ
+    assert main(["sweep", "--checkpoint", str(run), "--neuron", "if", *common, "--out", str(tmp_path / "x")]) == 2
+    assert "--threshold" in capsys.readouterr().err and not (tmp_path / "x" / "sweep.csv").exists()
+    out = tmp_path / "sw"
+    assert main(["sweep", "--checkpoint", str(run), "--neuron", "if", "--neuron", "mbif:1+3", "--v-init", "half-lsb",
+                 "--v-init", "zero", "--cap", "full", "--cap", "theta", "--threshold", "max",
+                 "--threshold", "percentile:99", "--fold-bn", *common, "--out", str(out)]) == 0
+    table = pd.read_csv(out / "sweep.csv")
+    # IF: 2 v_inits; MBIF: 2 v_inits × 2 caps; each for 2 thresholds
+    assert len(table) == (2 + 4) * 2
+    assert set(table["threshold"]) == {"max fold-bn", "percentile:99 fold-bn"}
+    assert set(table["neuron"]) == {"IF", "MBIF 1+3", "MBIF 1+3 K=8"}
+    doc = json.loads((out / "sweep.json").read_text())
+    # the rows equal a separate conversion with the same calibration
+    ann, ckpt = load_ann(str(run))
+    cal = calibrate_settings(ann, ckpt["config"], neuron_settings("mbif", ckpt["config"], cap="theta"), "max", 1, True,
+                             fake_cifar, skip_md5=True)
+    row = next(r for r in doc["rows"] if r["neuron"] == "MBIF 1+3 K=8" and r["threshold"] == "max fold-bn"
+               and r["v_init"] == "half-lsb")
+    assert row["conversion"]["thresholds"] == cal["thresholds"] and row["conversion"]["cap"] == 8
+    assert isinstance(convert_ann(ann, cal), torch.nn.Module)
+
+
+def test_sweep_option_errors(fake_cifar, tmp_path, capsys):
+    run = train_tiny(fake_cifar, tmp_path, "qcfs")
+    base = ["sweep", "--checkpoint", str(run), "--T", "2", "--data-dir", fake_cifar, "--skip-md5", "--quiet",
+            "--no-ops"]
+    capsys.readouterr()
+    for extra in (["--neuron", "if", "--threshold", "median"], ["--neuron", "if", "--threshold", "percentile:0"],
+                  ["--neuron", "mbif", "--cap", "99"], ["--neuron", "if", "--cap", "theta"],
+                  ["--neuron", "if", "--threshold", "max", "--calib-batches", "0"]):
+        out = tmp_path / "bad"
+        assert main([*base, *extra, "--out", str(out)]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("Error: ") and err.count("\n") == 1, err
+        assert not (out / "sweep.csv").exists()
+    # a QCFS ANN: lambda thresholds with folded BN equal the ANN column
+    assert main([*base, "--neuron", "mbif:1+2", "--cap", "4", "--fold-bn", "--out", str(tmp_path / "ok")]) == 0
+    row = pd.read_csv(tmp_path / "ok" / "sweep.csv").iloc[0]
+    assert row["threshold"] == "lambda fold-bn" and row["neuron"] == "MBIF 1+2 K=4"
