@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .quantizer import check_bits, fire_count, max_count
+from .quantizer import at_least_float32, check_bits, fire_count, max_count
 
 #: λ is kept at or above this value in the forward pass (see :meth:`QuantClip.threshold`).
 LAMBDA_MIN = 1e-3
@@ -62,7 +62,7 @@ class QuantClip(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.quantum()
-        x = x.float()  # under bf16 autocast the quantizer still runs in float32, as the neuron's does
+        x = at_least_float32(x)  # under bf16 autocast the quantizer still runs in float32, as the neuron's does
         return fire_count(x + q * 0.5, q, self.k_max) * q
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .quantizer import check_bits, fire_count, max_count
+from .quantizer import at_least_float32, check_bits, fire_count, max_count
 
 V_INIT_MODES = ("half-lsb", "half-threshold", "zero")
 
@@ -141,11 +141,12 @@ class MultiBitIF(nn.Module):
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One time step: charge, fire, reset by subtraction (see the module docstring).
 
-        ``v`` is float32 whatever the input's dtype (e.g. bfloat16 convolutions under ``--amp bf16``):
-        bfloat16 keeps 8 significant bits, so at v ≈ θ its spacing is θ/128 and every charge below
-        θ/256 would be rounded away, silently dropping spikes a long simulation should fire.
+        ``v`` is at least float32 whatever the input's dtype (e.g. bfloat16 convolutions under
+        ``--amp bf16``): bfloat16 keeps 8 significant bits, so at v ≈ θ its spacing is θ/128 and every
+        charge below θ/256 would be rounded away, silently dropping spikes a long simulation should
+        fire. A float64 network (``--precision float64``) keeps a float64 ``v``.
         """
-        x = x.float()
+        x = at_least_float32(x)
         q = self.quantum()
         if self.v is None:
             self.v = self.initial_potential().expand_as(x)

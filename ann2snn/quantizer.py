@@ -23,6 +23,15 @@ class _FloorSTE(torch.autograd.Function):
         return grad
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 when it is a half-precision type (bfloat16 / float16), else unchanged.
+
+    Quantizers and membrane potentials never run below float32 (see ``MultiBitIF._step``), but a
+    float64 simulation (``--precision float64``) keeps float64.
+    """
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def fire_count(v: torch.Tensor, q: torch.Tensor | float, k_max: int) -> torch.Tensor:
     """Integer spike count ``k = clip(floor(v / q), 0, k_max)``, as a float tensor.
 

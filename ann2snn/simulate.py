@@ -17,6 +17,20 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .neurons import MultiBitIF
+from .quantizer import at_least_float32
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating-point dtype of ``model``'s first parameter (float32 for a model without any)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def as_model_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` in the simulation precision ``dtype`` (images arrive as float32)."""
+    return x.to(dtype) if x.is_floating_point() and x.dtype != dtype else x
 
 
 def neurons_of(model: nn.Module) -> list[MultiBitIF]:
@@ -46,8 +60,9 @@ def evaluate_ann(model: nn.Module, batches: Iterable, progress: bool = False) ->
     """
     model.eval()
     correct = total = 0
+    dtype = model_dtype(model)
     for x, y in tqdm(batches, desc="ANN", leave=False, disable=not progress):
-        correct += int((model(x).argmax(1) == y).sum())
+        correct += int((model(as_model_input(x, dtype)).argmax(1) == y).sum())
         total += len(y)
     return correct, total
 
@@ -76,7 +91,8 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
     """Simulate a converted SNN for ``T`` steps on every batch, in one pass.
 
     Args:
-        model: a converted network (neurons in ``"snn"`` mode).
+        model: a converted network (neurons in ``"snn"`` mode). It runs in the dtype of its
+            parameters: ``model.double()`` simulates in float64 (images are cast to it).
         batches: yields ``(x [B, 3, H, W], y [B])``; ``x`` is fed as the current at every step.
         T: number of time steps (>= 1).
         observers: :class:`Observer` objects told when batches and steps begin and end.
@@ -98,14 +114,16 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
     model.eval()
     correct = torch.zeros(T, dtype=torch.int64)
     total = 0
+    dtype = model_dtype(model)
     for x, y in tqdm(batches, desc=f"SNN T={T}", leave=False, disable=not progress):
+        x = as_model_input(x, dtype)
         reset_neurons(model)
         for obs in observers:
             obs.begin_batch(x, y)
         acc = None
         hits = torch.zeros(T, dtype=torch.int64, device=y.device)
         for t in range(T):
-            out = model(x).float()  # logits summed in float32, also under bf16 autocast
+            out = at_least_float32(model(x))  # logits summed in float32 (float64), also under bf16 autocast
             acc = out if acc is None else acc + out
             hits[t] = (acc.argmax(1) == y).sum()
             for obs in observers:
@@ -116,6 +134,46 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
         total += len(y)
     reset_neurons(model)
     return correct, total
+
+
+@torch.inference_mode()
+def record_spike_counts(model: nn.Module, batches: Iterable, T: int, time_chunk: int = 1) -> dict:
+    """Simulate like :func:`simulate_snn` and keep every neuron's count and the logits, per image.
+
+    Meant for small checks (memory is ``T · N ·`` neurons bytes), e.g. comparing two batch sizes,
+    time chunks or precisions spike for spike. ``batches`` is iterated twice (it must be re-iterable
+    in the same order, as :class:`ann2snn.data.CifarBatches` without shuffling is).
+
+    Returns:
+        ``{"counts": {site: uint8/int32 [T, N, ...]}, "logits": [T, N, classes], "labels": [N]}`` in the
+        order the batches yield the images, whatever the batch size or time chunk.
+    """
+    neurons = neurons_of(model)
+    names = {m: n for n, m in model.named_modules() if isinstance(m, MultiBitIF)}
+    counts: dict[str, list] = {n: [] for n in names.values()}
+    logits: list = []
+
+    def neuron_hook(m, _inp, out):
+        k = torch.round(out / m.quantum()).to(torch.uint8 if m.k_max < 256 else torch.int32)
+        counts[names[m]].append(k.reshape(m.time_chunk, -1, *k.shape[1:]))
+
+    def output_hook(_m, _inp, out):
+        logits.append(out.reshape(neurons[0].time_chunk, -1, out.shape[-1]))
+
+    handles = [m.register_forward_hook(neuron_hook) for m in names] + [model.register_forward_hook(output_hook)]
+    try:
+        simulate_snn(model, batches, T, time_chunk=time_chunk)
+    finally:
+        for h in handles:
+            h.remove()
+    calls = -(-T // time_chunk)  # network calls per batch
+    n_batches = len(logits) // calls
+
+    def by_image(parts):  # [calls of batch 0, calls of batch 1, ...] → [T, N, ...]
+        return torch.cat([torch.cat(parts[b * calls:(b + 1) * calls]) for b in range(n_batches)], dim=1)
+
+    return {"counts": {n: by_image(p) for n, p in counts.items()}, "logits": by_image(logits),
+            "labels": torch.cat([y for _, y in batches])}
 
 
 #: fraction of the GPU's free memory that a time chunk's activations may take (auto_time_chunk)
@@ -171,8 +229,10 @@ def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, p
     neurons = neurons_of(model)
     correct = torch.zeros(T, dtype=torch.int64)
     total = 0
+    dtype = model_dtype(model)
     try:
         for x, y in tqdm(batches, desc=f"SNN T={T}", leave=False, disable=not progress):
+            x = as_model_input(x, dtype)
             reset_neurons(model)
             acc = None
             hits = torch.zeros(T, dtype=torch.int64, device=y.device)
@@ -180,7 +240,7 @@ def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, p
                 c = min(chunk, T - start)
                 for n in neurons:
                     n.time_chunk = c
-                out = model(x.repeat(c, *([1] * (x.dim() - 1)))).float().reshape(c, len(y), -1)
+                out = at_least_float32(model(x.repeat(c, *([1] * (x.dim() - 1))))).reshape(c, len(y), -1)
                 for t in range(c):
                     acc = out[t] if acc is None else acc + out[t]
                     hits[start + t] = (acc.argmax(1) == y).sum()

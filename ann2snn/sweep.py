@@ -74,9 +74,28 @@ def describe_neuron(conv: dict) -> str:
     return f"MBIF {conv['int_bits']}+{conv['frac_bits']}{cap}"
 
 
+#: simulation precisions: float32 (fast; a floor can turn a last-bit rounding difference between batch
+#: sizes, time chunks or CPU kernels into a different spike) and float64 (reproducible in practice).
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+
+
+def precision_dtype(precision: str, amp: str = "none") -> torch.dtype:
+    """The torch dtype of ``precision`` (``float32`` | ``float64``).
+
+    Raises:
+        UserError: an unknown precision, or float64 with bfloat16 autocast.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}: use float32 or float64")
+    if precision == "float64" and amp not in (None, "none"):
+        raise UserError("--precision float64 and --amp bf16 contradict each other: pick one")
+    return PRECISIONS[precision]
+
+
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
                 ops: bool = True, diagnostics: bool = False, time_chunk: int | str = 1,
-                device: torch.device | str = "cpu", amp: str = "none", d: Dist = Dist()) -> dict:
+                device: torch.device | str = "cpu", amp: str = "none", d: Dist = Dist(),
+                precision: str = "float32") -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
     With ``ops``, operation counts and energies per image at each T of ``T_list``
@@ -85,9 +104,14 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     ``time_chunk="auto"`` picks :func:`~ann2snn.simulate.auto_time_chunk` (1 with observers).
     The model runs on ``device`` (under bfloat16 autocast with ``amp="bf16"``); under distributed
     runs the counts are summed over ranks (observers are refused there, see the CLI).
+    ``precision="float64"`` runs every layer, quantizer and membrane potential in float64
+    (:data:`PRECISIONS`); the ANN column is then the float64 ANN.
+
+    Raises:
+        UserError: an unknown precision, or float64 together with ``amp="bf16"``.
     """
     device = torch.device(device)
-    snn = place(snn, device)
+    snn = place(snn.to(precision_dtype(precision, amp)), device)
     T_list = T_list or [T_max]
     set_mode(snn, "ann")
     with autocast(device, amp):
@@ -120,7 +144,7 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     total_snn = int(all_reduce_sum(d, torch.tensor(total_snn, device=device)))
     curve = (correct.double() / total_snn).tolist()
     result = {"ann_acc": ann_correct / total, "curve": curve, "samples": total_snn,
-              "snn_seconds": time.time() - t0, "time_chunk": time_chunk}
+              "snn_seconds": time.time() - t0, "time_chunk": time_chunk, "precision": precision}
     if counter is not None:
         result["ops"] = [{**counter.totals(T), "accuracy": round(100 * curve[T - 1], 2)} for T in T_list]
     if diag is not None:

@@ -203,13 +203,17 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
               help="Steps merged into one network call (time-batched simulation; same results, memory grows with "
                    "the chunk). auto: as many as fit in a quarter of free GPU memory on CUDA, 1 on the CPU (and 1 "
                    "with --ops/--diagnostics). A number > 1 needs --no-ops and no --diagnostics/--plots.")
+@click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="Arithmetic of layers, quantizers and membrane potentials. float64 makes results reproducible "
+                   "across batch sizes, --time-chunk, CPU kernel sets and thread counts (see README); float32 is "
+                   "faster, and a rare spike can differ between those settings.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
 @device_options
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
-              diagnostics, time_chunk_text, plots, device, amp, out, quiet):
+              diagnostics, time_chunk_text, precision, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann import load_ann
     from ann2snn.checkpoint import file_sha256, load_checkpoint
@@ -223,6 +227,9 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
 
     T_list = parse_T(T_text)
     check_output_dir(out)
+    from ann2snn.sweep import precision_dtype
+
+    precision_dtype(precision, amp)
     time_chunk = parse_time_chunk(time_chunk_text)
     d = setup(device)
     dev = device_for(d, resolve_device(device))
@@ -299,7 +306,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
                                                       dev, d)
         result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet and d.is_main,
                              T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
-                             device=dev, amp=amp, d=d)
+                             device=dev, amp=amp, d=d, precision=precision)
         epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
         row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
         rows.append(row)
@@ -307,6 +314,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
         curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
                        "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
                        "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
+                       "precision": precision,
                        "device": str(dev), "amp": amp, "processes": d.world, "checkpoint": ckpt["path"],
                        "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
                        "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,

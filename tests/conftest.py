@@ -29,9 +29,12 @@ def cifar10_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
-    """The models in the tests are tiny: one thread is as fast, and much faster on a busy machine."""
+    """The models in the tests are tiny: one thread is as fast, and much faster on a busy machine.
+
+    ``ANN2SNN_TEST_THREADS=N`` runs them with N threads instead (``.ci/run`` runs the exactness
+    tests with 1 and 2 threads)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("ANN2SNN_TEST_THREADS", "1")))
     yield
     torch.set_num_threads(before)
 

@@ -43,6 +43,7 @@ def test_capped_mbif_hand_computed(x, T, expected):
     assert float(average_output(neuron_if, torch.tensor([x]), 4 * T)) == expected
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("m,n", [(1, 1), (1, 3), (2, 2), (3, 1), (1, 4)])
 @pytest.mark.parametrize("theta", [1.0, 0.75, 2.5])
 def test_capped_mbif_equals_if_at_2n_times_T_randomized(m, n, theta):
@@ -122,6 +123,7 @@ EXACT_CASES = [("vgg16", 4), ("vgg16", 8), ("resnet18", 1), ("resnet18", 2), ("r
                ("resnet20", 2)]
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("arch,levels", EXACT_CASES)
 def test_qcfs_converts_exactly_at_T1_with_the_cap(arch, levels):
     """QCFS(L = 2^n) = one MBIF(1, n) step capped at K = L from v_0 = q/2 (random images, tiny nets;
@@ -140,6 +142,7 @@ def test_qcfs_converts_exactly_at_T1_with_the_cap(arch, levels):
             assert not torch.equal(snn_full(x), ann(x))
 
 
+@pytest.mark.exactness
 def test_qcfs_activation_is_one_capped_step():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(10000, generator=g) * 3

@@ -31,6 +31,7 @@ def test_one_neuron_per_call_site(arch, sites):
     assert not any(isinstance(m, MultiBitIF) for m in ann.modules())
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18", "resnet20"])
 @pytest.mark.parametrize("bits", [(1, 0), (1, 3)])
 def test_ann_mode_parity(arch, bits):
@@ -134,6 +135,7 @@ def test_two_models_do_not_share_state():
         assert torch.equal(a(x), first_b)
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 @pytest.mark.parametrize("bits", [(1, 3), (2, 2), (1, 0)])
 def test_matched_ann_converts_exactly_at_T1(arch, bits):

@@ -1,0 +1,61 @@
+"""What is reproducible, in which precision, across what (issue 14; README "Reproducibility").
+
+* float64 (``--precision float64``): the same spike count at every neuron, step and image, and the
+  same accuracy at every t, for batch sizes 1, 7 and 40 and time chunks 1 and 4. ``.ci/run`` repeats
+  this file under ``ATEN_CPU_CAPABILITY=default`` and ``avx2`` and with 2 threads.
+* float32: one setting is deterministic (the same run twice gives the same result), but spikes can
+  differ between batch sizes or kernel sets; results/reproducibility/ measures how often.
+"""
+
+import pytest
+import torch
+
+from ann2snn.convert import convert
+from ann2snn.simulate import record_spike_counts, simulate_snn
+
+from helpers import random_batches, tiny_ann
+
+pytestmark = pytest.mark.exactness
+EX = torch.zeros(1, 3, 32, 32)
+
+
+def rebatch(batches, size):
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(y), size)]
+
+
+@pytest.mark.parametrize("arch,bits", [("resnet20", (1, 3)), ("vgg16", (1, 3)), ("resnet20", (1, 0))])
+def test_float64_is_independent_of_batch_size_and_time_chunk(arch, bits):
+    ann = tiny_ann(arch, width=0.25)
+    batches = random_batches(40, 40, model=ann, seed=3)
+    snn = convert(ann, EX, *bits).double()
+    ref = record_spike_counts(snn, batches, 8)
+    assert sum(int(k.sum()) for k in ref["counts"].values()) > 0
+    for size, chunk in ((1, 1), (7, 1), (40, 4), (7, 8)):
+        got = record_spike_counts(snn, rebatch(batches, size), 8, time_chunk=chunk)
+        for site, k in ref["counts"].items():
+            assert torch.equal(k, got["counts"][site]), (size, chunk, site)
+        assert torch.allclose(ref["logits"], got["logits"], rtol=0, atol=1e-12)
+        correct, total = simulate_snn(snn, rebatch(batches, size), 8, time_chunk=chunk)
+        assert torch.equal(correct, simulate_snn(snn, batches, 8)[0]) and total == 40
+
+
+def test_float32_run_is_deterministic_within_one_setting():
+    ann = tiny_ann("resnet20", width=0.25)
+    batches = random_batches(24, 8, model=ann, seed=4)
+    snn = convert(ann, EX, 1, 3)
+    a, b = record_spike_counts(snn, batches, 6), record_spike_counts(snn, batches, 6)
+    assert all(torch.equal(a["counts"][s], b["counts"][s]) for s in a["counts"])
+    assert torch.equal(a["logits"], b["logits"])
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_float32_T1_identities_hold_on_this_kernel_set(arch):
+    """Matched and QCFS-with-cap T = 1 identities: the same operations on the same shapes, in float32."""
+    x = random_batches(16, 16, seed=6)[0][0]
+    matched = tiny_ann(arch, "matched", width=0.125, int_bits=1, frac_bits=3)
+    qcfs = tiny_ann(arch, "qcfs", width=0.125, levels=4)
+    with torch.no_grad():
+        assert torch.equal(convert(matched, EX, 1, 3, "half-lsb")(x), matched(x))
+        assert torch.equal(convert(qcfs, EX, 1, 2, "half-lsb", cap=4)(x), qcfs(x))
