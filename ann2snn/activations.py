@@ -137,6 +137,42 @@ class MatchedQuant(QuantClip):
         return f"m={self.int_bits}, n={self.frac_bits}, lambda={self.threshold().item():.4g}"
 
 
+class LambdaGuard:
+    """Keeps every stored λ of a model at or above :data:`LAMBDA_MIN` during training, and says so.
+
+    QCFS users saw λ go negative with a small ``--lambda-init`` and a large ``--lr`` (DESIGN §2).
+    :meth:`after_step` clamps each site's ``raw_lambda`` in place after the optimizer step (no host
+    sync; a normal run never reaches the floor, so it changes nothing there) and remembers the lowest
+    value each site was pushed to. :meth:`report` reads that once (call it every few steps and at the
+    end of an epoch) and returns one warning line per site that newly hit the floor.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.sites = [(name, m) for name, m in model.named_modules() if isinstance(m, QuantClip)]
+        self.lowest = None
+        self.warned: set[str] = set()
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        if not self.sites:
+            return
+        raws = torch.stack([m.raw_lambda.detach() for _, m in self.sites])
+        self.lowest = raws if self.lowest is None else torch.minimum(self.lowest, raws)
+        for _, m in self.sites:
+            m.raw_lambda.clamp_(min=LAMBDA_MIN)
+
+    def report(self) -> list[str]:
+        if self.lowest is None:
+            return []
+        lines = []
+        for (name, _), low in zip(self.sites, self.lowest.tolist()):
+            if low < LAMBDA_MIN and name not in self.warned:
+                self.warned.add(name)
+                lines.append(f"warning: λ of activation '{name}' was pushed to {low:.4g} and is held at "
+                             f"{LAMBDA_MIN:g}; λ must stay positive: lower --lr or raise --lambda-init")
+        return lines
+
+
 def activation_factory(activation: str, levels: int = 4, int_bits: int = 1, frac_bits: int = 3,
                        lambda_init: float = 8.0):
     """Return a zero-argument callable that makes a *new* activation module on each call.

@@ -10,6 +10,7 @@ one that is converted: nothing is selected on the test set.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pandas as pd
@@ -155,6 +156,9 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
 
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = nn.CrossEntropyLoss()
+    from .activations import LambdaGuard
+
+    guard = LambdaGuard(model)
     end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
     show = progress and d.is_main
     for epoch in range(start, end):
@@ -171,12 +175,20 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            guard.after_step()
             sums += torch.stack([loss.detach().double() * len(y), (out.argmax(1) == y).sum().double(),
                                  torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
-            if show and step % 50 == 0:
-                s = sums.tolist()
-                bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
+            if step % 50 == 0:
+                for line in guard.report():
+                    if d.is_main:
+                        tqdm.write(line, file=sys.stderr)
+                if show:
+                    s = sums.tolist()
+                    bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
         scheduler.step()
+        for line in guard.report():
+            if d.is_main:
+                tqdm.write(line, file=sys.stderr)
         if d.enabled:  # each rank updated BN running stats with its own last batch: evaluate rank 0's model
             import torch.distributed as dist
 
