@@ -93,6 +93,16 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _is_text(path: str) -> bool:
+    with open(path, "rb") as f:
+        chunk = f.read(4096)
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in chunk
+
+
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
     """Load a checkpoint with ``torch.load(weights_only=True)`` and check its kind.
 
@@ -103,10 +113,19 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     Raises:
         UserError: missing file, unreadable/corrupt file, not an ann2snn checkpoint, or the wrong kind.
     """
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "checkpoint.pt")):
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "checkpoint.pt")):
+            raise UserError(f"{path} is a folder with no checkpoint.pt in it: give a run folder of train-ann "
+                            "(after its first epoch) or a checkpoint file")
         path = os.path.join(path, "checkpoint.pt")
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (or, long ago, a pickle)
+        looks = ("it is empty" if not head else "it is a text file (CSV, JSON, Markdown?)" if _is_text(path)
+                 else "(corrupt or truncated?) not a file written by torch.save")
+        raise UserError(f"{path} is not a readable checkpoint: {looks}; pass the .pt file from train-ann or convert")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or not a torch file
@@ -130,18 +149,31 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     return ckpt
 
 
-def strip_prefixes(state: dict) -> dict:
-    """Remove ``module.`` / ``_orig_mod.`` prefixes left by DDP, DataParallel or torch.compile."""
+WRAPPER_NAMES = tuple(p.rstrip(".") for p in STRIPPED_PREFIXES)
+
+
+def strip_prefixes(state: dict, own_keys=None) -> dict:
+    """Remove the ``module.`` / ``_orig_mod.`` components that DDP, DataParallel or torch.compile
+    add, at any depth (a wrapped sub-module gives ``features.module.0.weight``).
+
+    With ``own_keys`` (the model's own state-dict keys), a key that already matches is kept as it
+    is, so a model with a real sub-module named ``module`` still loads; any other key loses every
+    wrapper component. Keys that still match nothing are left for the caller to report.
+
+    Raises:
+        UserError: two keys that become the same key.
+    """
+    own = set(own_keys) if own_keys is not None else set()
     out = {}
-    for k, v in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for p in STRIPPED_PREFIXES:
-                if k.startswith(p):
-                    k, changed = k[len(p):], True
+    for key, v in state.items():
+        parts = key.split(".")
+        # drop wrapper components left to right until the key matches one of the model's own
+        while ".".join(parts) not in own and any(p in WRAPPER_NAMES for p in parts):
+            i = next(i for i, p in enumerate(parts) if p in WRAPPER_NAMES)
+            parts = parts[:i] + parts[i + 1:]
+        k = ".".join(parts)
         if k in out:
-            raise UserError(f"checkpoint holds key {k!r} twice (with and without a module./_orig_mod. prefix)")
+            raise UserError(f"checkpoint holds key {k!r} twice (with and without a module./_orig_mod. wrapper)")
         out[k] = v
     return out
 
@@ -152,8 +184,8 @@ def load_state_strict(model: nn.Module, state: dict, source: str = "checkpoint")
     Raises:
         UserError: naming the first missing / unexpected keys or a shape mismatch.
     """
-    state = strip_prefixes(state)
     own = model.state_dict()
+    state = strip_prefixes(state, own)
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:

@@ -48,10 +48,61 @@ def ann_checkpoint(model, **extra):
 # --- strip_prefixes / load_state_strict ---------------------------------------------------------------
 
 
-def test_strip_prefixes_removes_only_leading_wrapper_prefixes():
+def test_strip_prefixes_removes_wrapper_components_at_any_depth():
     state = {"module.a": 1, "_orig_mod.b": 2, "module._orig_mod.c": 3, "_orig_mod.module.d": 4, "e": 5,
-             "blocks.module.f": 6, "modules.g": 7}
-    assert strip_prefixes(state) == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "blocks.module.f": 6, "modules.g": 7}
+             "blocks.module.f": 6, "modules.g": 7, "x._orig_mod.y.module.z": 8, "my_module.h": 9}
+    assert strip_prefixes(state) == {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "blocks.f": 6, "modules.g": 7,
+                                     "x.y.z": 8, "my_module.h": 9}
+    # a key the model really has is kept as it is (a sub-module genuinely named "module")
+    assert strip_prefixes({"blocks.module.f": 1}, own_keys={"blocks.module.f"}) == {"blocks.module.f": 1}
+    with pytest.raises(UserError, match="twice"):
+        strip_prefixes({"layers.module.w": 1, "layers.w": 2})
+
+
+def _wrap_submodule(model, wrapper):
+    """Wrap ``model.layers`` (a sub-module, not the whole model) as DataParallel or torch.compile would."""
+    import copy
+
+    model = copy.deepcopy(model)
+    if wrapper == "DataParallel":
+        model.layers = nn.DataParallel(model.layers)
+    elif wrapper == "torch.compile":
+        model.layers = torch.compile(model.layers)
+    else:  # compiled inside, the whole model then under DDP
+        model.layers = torch.compile(model.layers)
+        model = nn.DataParallel(model)
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("wrapper", ["DataParallel", "torch.compile", "both"])
+def test_wrapped_submodule_loads_strictly(wrapper):
+    source, target = randomized_ann(1), randomized_ann(2)
+    state = _wrap_submodule(source, wrapper)
+    assert any(".module." in k or "._orig_mod." in k for k in state)
+    load_state_strict(target, state)
+    assert states_equal(target.state_dict(), source.state_dict())
+    # still strict below the wrapper: a key left unmatched is named, and nothing is loaded
+    before = snapshot(target)
+    broken = {k: v for k, v in state.items() if list(strip_prefixes({k: 0})) != ["layers.0.0.conv1.weight"]}
+    assert len(broken) == len(state) - 1
+    broken[next(k for k in state if k.endswith("fc.bias")).replace("fc.bias", "fc.extra")] = torch.zeros(1)
+    with pytest.raises(UserError) as info:
+        load_state_strict(target, broken)
+    assert "missing keys ['layers.0.0.conv1.weight']" in str(info.value)
+    assert "unexpected keys ['fc.extra']" in str(info.value)
+    assert states_equal(target.state_dict(), before)
+
+
+def test_real_submodule_named_module_is_not_stripped():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = nn.Linear(2, 2)
+
+    a, b = Holder(), Holder()
+    load_state_strict(b, a.state_dict())
+    assert torch.equal(a.module.weight, b.module.weight)
+    load_state_strict(b, nn.DataParallel(a).state_dict())  # module.module.weight → module.weight
 
 
 def _wrapped_state(model, wrapper):
@@ -332,7 +383,7 @@ def test_loaders_check_the_kind(ann_and_snn):
 def test_snn_checkpoint_round_trip_and_provenance(ann_and_snn):
     ann, snn, model = ann_and_snn
     net, ckpt = load_snn(snn)
-    assert ckpt["conversion"] == {"neuron": "if", "int_bits": 1, "frac_bits": 0, "v_init": "zero"}
+    assert ckpt["conversion"] == {"neuron": "if", "int_bits": 1, "frac_bits": 0, "v_init": "zero", "cap": None}
     assert ckpt["source"]["path"] == ann and ckpt["source"]["sha256"] == checkpoint.file_sha256(ann)
     assert ckpt["source"]["epoch"] == 2
     assert states_equal(net.state_dict(), ckpt["model_state"])
@@ -402,7 +453,8 @@ def test_missing_paths(tmp_path):
     (tmp_path / "emptyrun").mkdir()  # a run folder without checkpoint.pt
     with pytest.raises(UserError) as info:
         load_checkpoint(str(tmp_path / "emptyrun"))
-    assert str(info.value) == f"checkpoint {tmp_path / 'emptyrun'} does not exist"
+    assert str(info.value) == (f"{tmp_path / 'emptyrun'} is a folder with no checkpoint.pt in it: give a run folder "
+                               "of train-ann (after its first epoch) or a checkpoint file")
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 64, b"PK\x03\x04 not really a zip"],
@@ -413,7 +465,7 @@ def test_unreadable_files(tmp_path, content, ann_and_snn):
     with pytest.raises(UserError) as info:
         load_checkpoint(str(path))
     msg = str(info.value)
-    assert msg.startswith(f"{path} is not a readable checkpoint (corrupt or truncated?)")
+    assert msg.startswith(f"{path} is not a readable checkpoint")
     assert "\n" not in msg
 
 
@@ -425,3 +477,14 @@ def test_truncated_checkpoint(tmp_path, ann_and_snn, keep):
     path.write_bytes(data[:int(len(data) * keep)])
     with pytest.raises(UserError, match="is not a readable checkpoint"):
         load_checkpoint(str(path))
+
+
+@pytest.mark.parametrize("name,content", [("metrics.csv", b"epoch,loss\n1,2.3\n"), ("sweep.json", b'{"T": [1]}\n'),
+                                          ("notes.md", "| λ | θ |\n".encode())])
+def test_text_file_passed_as_checkpoint_is_called_a_text_file(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserError) as info:
+        load_checkpoint(str(path))
+    assert str(info.value) == (f"{path} is not a readable checkpoint: it is a text file (CSV, JSON, Markdown?); "
+                               "pass the .pt file from train-ann or convert")
