@@ -123,9 +123,9 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (or, long ago, a pickle)
-        looks = ("it is empty" if not head else "it is a text file (CSV, JSON, Markdown?)" if _is_text(path)
-                 else "(corrupt or truncated?) not a file written by torch.save")
-        raise UserError(f"{path} is not a readable checkpoint: {looks}; pass the .pt file from train-ann or convert")
+        looks = (": it is a text file (CSV, JSON, Markdown?)" if head and _is_text(path)
+                 else " (corrupt or truncated?): " + ("it is empty" if not head else "not a file written by torch.save"))
+        raise UserError(f"{path} is not a readable checkpoint{looks}; pass the .pt file from train-ann or convert")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or not a torch file

@@ -8,6 +8,7 @@ and ``--ic`` themselves. Running the same command again resumes an ablation that
 from __future__ import annotations
 
 import click
+from ann2snn.cli.claims import claims_out
 
 from ann2snn.cli.train_snn import shared_options
 
@@ -20,6 +21,7 @@ from ann2snn.cli.train_snn import shared_options
 @click.option("--out", required=True,
               help="Folder for one run folder per (row, seed) and ablation.csv/.md/.json. Re-run to resume.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@claims_out("dir")
 def ablate_cmd(rows_text, seeds_text, out, quiet, **options):
     """Run the seed's Table 3 rows at one scale and write one table of mean ± std over seeds."""
     from ann2snn.ablation import parse_rows, parse_seeds, run_ablation

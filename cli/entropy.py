@@ -6,6 +6,7 @@ Register it on the main group with ``cli.add_command(entropy_cmd)``.
 from __future__ import annotations
 
 import click
+from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
 from ann2snn.data import default_data_dir
@@ -59,6 +60,7 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
                    "with --checkpoint the measured ones).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
+@claims_out("dir")
 def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batch_size, data_dir, download,
                 skip_md5, out, quiet):
     """Spike entropy (bits) of IF / MBIF spikes: the analytic table for U ~ N(0,1), and with

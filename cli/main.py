@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import click
+from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
 from ann2snn.errors import UserError
@@ -87,6 +88,7 @@ def cli():
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
+@claims_out("dir")
 def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
     """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
     from ann2snn.quantizer import check_bits
@@ -142,6 +144,7 @@ def parse_neuron_spec(spec: str) -> dict:
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
 @data_options
 @click.option("--out", required=True, help="SNN checkpoint file to write.")
+@claims_out("file")
 def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold, calib_batches, fold_bn, data_dir,
                 download, skip_md5, out):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
@@ -212,6 +215,7 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
 @device_options
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@claims_out("dir")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
               diagnostics, time_chunk_text, precision, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""

@@ -8,6 +8,7 @@ raises :class:`ann2snn.errors.UserError` (one line, exit status 2 through ``ann2
 from __future__ import annotations
 
 import click
+from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
 from ann2snn.data import default_data_dir
@@ -76,6 +77,7 @@ def shared_options(f):
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
+@claims_out("dir")
 def train_snn_cmd(ctx, out, resume, quiet, **options):
     """Directly train a spiking ResNet (LIF / MBLIF, optional interlaminar connection); checkpoint every epoch."""
     from ann2snn.train_snn import resolve_config, train_snn
