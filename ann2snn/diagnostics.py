@@ -46,6 +46,7 @@ class LayerDiagnostics(Observer):
         self._ann: dict[str, torch.Tensor] = {}
         self._cum: dict[str, torch.Tensor] = {}
         self._fired: dict[str, torch.Tensor] = {}
+        self._scratch: dict[str, tuple] = {}
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.sites.items()]
 
     def _hook(self, name):
@@ -55,13 +56,22 @@ class LayerDiagnostics(Observer):
             if mod.mode == "ann":
                 self._ann[name] = out.detach()
                 return
-            k = torch.round(out / mod.quantum())
+            # scratch tensors made once per batch and reused every step (see OpCounter._buffers)
+            if name not in self._cum:
+                self._scratch[name] = (torch.empty_like(out), torch.empty(out.shape, dtype=torch.bool,
+                                                                           device=out.device))
+            k, flag = self._scratch[name]
+            torch.div(out, mod.quantum(), out=k).round_()
             self.rate_sum[name] += float(k.sum()) / mod.k_max
             self.rate_n[name] += k.numel()
-            self.sat_sum[name] += float((k == mod.k_max).sum())
-            nz = k != 0
-            self._fired[name] = nz if name not in self._fired else self._fired[name] | nz
-            self._cum[name] = out.detach() if name not in self._cum else self._cum[name] + out
+            self.sat_sum[name] += float(torch.eq(k, mod.k_max, out=flag).sum())
+            nz = torch.ne(k, 0, out=flag)
+            if name not in self._cum:
+                self._fired[name] = nz.clone()
+                self._cum[name] = out.detach().clone()
+            else:
+                self._fired[name].logical_or_(nz)
+                self._cum[name].add_(out)
             if self.first_step[name] is None or self._t + 1 < self.first_step[name]:
                 if bool(nz.any()):
                     self.first_step[name] = self._t + 1

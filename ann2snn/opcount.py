@@ -317,9 +317,11 @@ class OpCounter(Observer):
         self.sites = list(self.fanout)
         self.images = 0
         self._per_step: dict[str, list[list[int]]] = {n: [[], []] for n in self.sites}
-        self._batch: dict[str, list] = {}
-        self._step: dict[str, list] = {}
+        self._index = {n: i for i, n in enumerate(self.sites)}
+        self._counts: torch.Tensor | None = None  # float64 [sites, 2 (events, bit ACs), capacity]
+        self._t = 0
         self._dev_fanout: dict = {}
+        self._scratch: dict = {}
         self._active = False
         self._handles = []
         for name, m in snn.named_modules():
@@ -341,16 +343,60 @@ class OpCounter(Observer):
             if tuple(out.shape[1:]) != tuple(fan.shape):
                 raise ValueError(f"neuron '{name}' output {tuple(out.shape[1:])} does not match the fan-out map "
                                  f"{tuple(fan.shape)} probed at input shape {self.input_shape}")
-            # the narrowest integer type keeps the per-element work small (uint8 for K <= 255)
-            k = torch.round(out / mod.quantum()).to(torch.uint8 if mod.k_max < 256 else torch.int32)
-            events = ((k != 0).sum(0) * fan).sum()
+            # the narrowest integer type keeps the per-element work small (uint8 for K <= 255); every
+            # temporary lives in buffers allocated once per batch (allocating them per step made peak
+            # memory grow with T through allocator churn)
+            b = self._buffers(name, out, torch.uint8 if mod.k_max < 256 else torch.int32)
+            torch.div(out, mod.quantum(), out=b["f"]).round_()
+            b["k"].copy_(b["f"])
+            b["f"].copy_(torch.ne(b["k"], 0, out=b["nz"]))
+            events = self._weighted_sum(b, name)
             if mod.k_max == 1:  # IF: one bit, popcount(k) = [k != 0]
                 bitops = events
             else:
-                bitops = (_popcount_fixed(k, mod.k_max.bit_length()).sum(0) * fan).sum()
-            ev, bo = self._step.get(name, (0, 0))
-            self._step[name] = (ev + events, bo + bitops)
+                b["pc"].zero_()
+                for bit in range(mod.k_max.bit_length()):
+                    torch.bitwise_right_shift(b["k"], bit, out=b["tmp"])
+                    b["pc"].add_(b["tmp"].bitwise_and_(1))
+                b["f"].copy_(b["pc"])
+                bitops = self._weighted_sum(b, name)
+            # written into one preallocated tensor: per-step tensors kept until the end of the batch
+            # would pin small blocks between the large ones and grow the heap with T
+            if self._t >= self._counts.shape[2]:
+                self._counts = torch.cat([self._counts, torch.zeros_like(self._counts)], 2)
+            i = self._index[name]
+            self._counts[i, 0, self._t] += events
+            self._counts[i, 1, self._t] += bitops
         return hook
+
+    def _buffers(self, name: str, out: torch.Tensor, kind: torch.dtype) -> dict:
+        """Scratch tensors for one site, made at its first step of a batch and reused for the rest.
+
+        Allocating temporaries per step made peak memory grow with T (allocator churn); a reduction
+        over the batch into int64 also copies the whole input to int64 first. So the counts are
+        summed over the batch as a float matrix-vector product (exact: integers below 2^24) and then
+        weighted by the fan-out in float64 (exact below 2^53).
+        """
+        b = self._scratch.get(name)
+        if b is None or b["f"].shape != out.shape or b["f"].dtype != out.dtype or b["f"].device != out.device:
+            like = dict(device=out.device)
+            n = out[0].numel()
+            b = {"f": torch.empty_like(out), "k": torch.empty(out.shape, dtype=kind, **like),
+                 "nz": torch.empty(out.shape, dtype=torch.bool, **like),
+                 "pc": torch.empty(out.shape, dtype=kind, **like), "tmp": torch.empty(out.shape, dtype=kind, **like),
+                 "ones": torch.ones(out.shape[0], dtype=out.dtype, **like),
+                 "per_elem": torch.empty(n, dtype=out.dtype, **like),
+                 "per_elem64": torch.empty(n, dtype=torch.float64, **like),
+                 "fan64": self._fan(name, out.device).reshape(-1).to(torch.float64)}
+            self._scratch[name] = b
+        return b
+
+    @staticmethod
+    def _weighted_sum(b: dict, name: str) -> torch.Tensor:
+        """Σ over images and elements of ``b["f"]`` times the fan-out (float64 0-dim tensor)."""
+        torch.mv(b["f"].view(len(b["ones"]), -1).t(), b["ones"], out=b["per_elem"])
+        b["per_elem64"].copy_(b["per_elem"])
+        return torch.dot(b["per_elem64"], b["fan64"])
 
     def begin_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape[1:]:
@@ -358,31 +404,29 @@ class OpCounter(Observer):
                              "make a new OpCounter for this input size")
         self._active = True
         self._batch_size = len(x)
-        self._batch = {n: [[], []] for n in self.sites}
-        self._step = {}
+        self._t = 0
+        if self._counts is None or self._counts.device != x.device:
+            self._counts = torch.zeros(len(self.sites), 2, 64, dtype=torch.float64, device=x.device)
+        else:
+            self._counts.zero_()
 
     def end_step(self, t: int) -> None:
-        if not self._active:
-            return
-        for n in self.sites:
-            ev, bo = self._step.get(n, (0, 0))
-            self._batch[n][0].append(torch.as_tensor(ev))
-            self._batch[n][1].append(torch.as_tensor(bo))
-        self._step = {}
+        if self._active:
+            self._t = t + 1
 
     def end_batch(self) -> None:
         if not self._active:
             return
         self._active = False
-        for n in self.sites:
-            for i in (0, 1):
-                vals = [int(v) for v in torch.stack(self._batch[n][i]).cpu()] if self._batch[n][i] else []
-                acc = self._per_step[n][i]
+        counts = self._counts[:, :, :self._t].cpu().tolist()  # one read per batch (exact integers)
+        for n, i in self._index.items():
+            for j in (0, 1):
+                vals = [int(v) for v in counts[i][j]]
+                acc = self._per_step[n][j]
                 acc.extend([0] * (len(vals) - len(acc)))
                 for t, v in enumerate(vals):
                     acc[t] += v
         self.images += self._batch_size
-        self._batch = {}
 
     def remove(self) -> None:
         """Remove the counting hooks from the network."""

@@ -99,24 +99,29 @@ PEAK = textwrap.dedent("""
     from helpers import tiny_ann
     from ann2snn.snn import convert_ann
     from ann2snn.simulate import simulate_snn
+    from ann2snn.opcount import OpCounter
+    from ann2snn.diagnostics import LayerDiagnostics
     snn = convert_ann(tiny_ann("vgg16", width=0.25), {{"int_bits": 1, "frac_bits": 3, "v_init": "half-lsb"}})
     x = torch.randn(200, 3, 32, 32); y = torch.zeros(200, dtype=torch.long)
-    simulate_snn(snn, [(x, y)], 2)  # warm up allocators
+    observers = lambda: [OpCounter(snn), LayerDiagnostics(snn, [1, {T}])] if {ops} else []
+    simulate_snn(snn, [(x, y)], 2, observers=observers())  # warm up allocators
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    simulate_snn(snn, [(x, y)], {T})
+    simulate_snn(snn, [(x, y)], {T}, observers=observers())
     print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
 
 
-def test_memory_stays_flat_from_T8_to_T128():
+@pytest.mark.parametrize("ops", [False, True], ids=["plain", "counting"])
+def test_memory_stays_flat_from_T8_to_T128(ops):
     """Peak resident memory of a whole simulation (child processes, so nothing else counts): T = 128
-    stays within 10 % of T = 8, because a neuron keeps one potential and nothing is kept per step."""
+    stays within 10 % of T = 8, because a neuron keeps one potential and nothing is kept per step,
+    also with operation counting and diagnostics watching (they allocate once per batch)."""
     import os
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     peaks = {}
     for T in (8, 128):
-        out = subprocess.run([sys.executable, "-c", PEAK.format(root=root, T=T)], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", PEAK.format(root=root, T=T, ops=ops)], capture_output=True, text=True,
                              check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         peaks[T] = int(out.stdout.split()[-1])
     assert peaks[128] <= 1.1 * peaks[8], peaks
