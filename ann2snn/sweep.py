@@ -26,11 +26,17 @@ from .errors import UserError
 from .simulate import auto_time_chunk, evaluate_ann, set_mode, simulate_snn
 
 
+#: the longest simulation a sweep accepts (780 × the seed's longest, T = 128)
+MAX_T = 100_000
+#: a sweep whose estimated simulation time is longer than this is refused before it starts
+MAX_SECONDS = 7 * 24 * 3600
+
+
 def parse_T(text: str) -> list[int]:
-    """Parse ``"4,16,64,128"`` into sorted unique positive ints.
+    """Parse ``"4,16,64,128"`` into sorted unique ints in ``[1, MAX_T]``.
 
     Raises:
-        UserError: empty items, non-integers, or values < 1.
+        UserError: empty items, non-integers, values < 1 or > :data:`MAX_T`.
     """
     items = str(text).split(",")
     values = []
@@ -38,8 +44,34 @@ def parse_T(text: str) -> list[int]:
         item = item.strip()
         if not (item.isascii() and item.lstrip("+").isdigit()) or int(item) < 1:
             raise UserError(f"bad --T list {text!r}: give positive whole numbers separated by commas, e.g. 4,16,64,128")
+        if len(item.lstrip("+")) > 7 or int(item) > MAX_T:
+            raise UserError(f"--T {item} is more than {MAX_T:,} steps (the seed reports T <= 128); a longer "
+                            "simulation would not finish in reasonable time")
         values.append(int(item))
     return sorted(set(values))
+
+
+def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECONDS) -> float:
+    """Estimate a simulation's time from one timed forward pass; refuse one that cannot finish.
+
+    Estimate: ``T_max × batches × (one ANN-mode forward of the first batch) × 1.5`` (a neuron step
+    costs about 1.4 forward passes, benchmarks/ratios.py P1). Returns the estimate in seconds.
+
+    Raises:
+        UserError: the estimate exceeds ``max_seconds`` (7 days by default).
+    """
+    x, _ = next(iter(batches))
+    set_mode(snn, "ann")
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        snn(x.to(next(snn.parameters()).dtype))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = (time.perf_counter() - t0) * 1.5 * T_max * max(1, len(batches))
+    if seconds > max_seconds:
+        raise UserError(f"--T {T_max} on {len(batches)} batches would take about {seconds / 86400:,.0f} days "
+                        "of simulation here; lower --T or --subset")
+    return seconds
 
 
 def test_batches(config: dict, data_dir: str, batch_size: int, subset: int | None, download: bool,
@@ -113,6 +145,7 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     device = torch.device(device)
     snn = place(snn.to(precision_dtype(precision, amp)), device)
     T_list = T_list or [T_max]
+    check_work(snn, batches, T_max, device)
     set_mode(snn, "ann")
     with autocast(device, amp):
         ann_correct, total = evaluate_ann(snn, batches, progress)

@@ -6,6 +6,7 @@ Register it on the main group with ``cli.add_command(entropy_cmd)``.
 from __future__ import annotations
 
 import click
+from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
@@ -37,7 +38,7 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
 
 
 @click.command("entropy", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--v-th", type=float, default=0.6, show_default=True,
+@click.option("--v-th", type=T.floats(None, 1e6), default=0.6, show_default=True,
               help="Threshold V_th of the analytic table (potential U ~ N(0,1)); the seed's Table 1 uses 0.6.")
 @click.option("--bits", "bits_text", default="1+0,2+0,1+1,2+1", show_default=True,
               help="Bit widths M+N, comma-separated (1+0 is IF).")
@@ -45,12 +46,12 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
               help="ANN checkpoint (file or run folder): also measure the spike counts of one neuron site "
                    "of the converted SNN on test images (the seed's Fig. 7).")
 @click.option("--layer", default=None, help="Neuron site to measure (module name); default: the first site.")
-@click.option("--T", "T", type=int, default=4, show_default=True, help="Time steps to simulate.")
+@click.option("--T", "T", type=T.upto(1_000_000), default=4, show_default=True, help="Time steps to simulate.")
 @click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
               show_default=True, help="Initial membrane potential of the converted neurons.")
-@click.option("--subset", type=int, default=500, show_default=True,
+@click.option("--subset", type=T.upto(10_000_000), default=500, show_default=True,
               help="Class-balanced subset of N test images (0 = the whole test set).")
-@click.option("--batch-size", type=int, default=100, show_default=True)
+@click.option("--batch-size", type=T.BATCH, default=100, show_default=True)
 @click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
               help="Folder holding cifar-10-batches-py/ or cifar-100-python/.")
 @click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online).")

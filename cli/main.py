@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import click
+from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
@@ -66,21 +67,21 @@ def cli():
 @click.option("--activation", type=click.Choice(["qcfs", "matched", "relu"]), default="qcfs", show_default=True,
               help="qcfs: QCFS with --levels L. matched: one MBIF(--int-bits, --frac-bits) step. relu: a plain "
                    "ReLU net (convert it with --threshold max|percentile:P).")
-@click.option("--levels", "-L", type=int, default=4, show_default=True, help="QCFS quantization levels L.")
+@click.option("--levels", "-L", type=T.upto(65536), default=4, show_default=True, help="QCFS quantization levels L.")
 @click.option("--int-bits", type=int, default=1, show_default=True, help="m, for --activation matched.")
 @click.option("--frac-bits", type=int, default=3, show_default=True, help="n, for --activation matched.")
 @click.option("--lambda-init", default="auto", show_default=True,
               help="Initial λ of every site: 'auto' (99.9th percentile of its pre-activation on 4 "
                    "training batches) or a positive number (QCFS's choice: 8.0).")
-@click.option("--epochs", type=int, default=300, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--epochs", type=T.EPOCHS, default=300, show_default=True)
+@click.option("--batch-size", type=T.BATCH, default=128, show_default=True)
+@click.option("--lr", type=T.LR, default=0.1, show_default=True)
 @click.option("--momentum", type=float, default=0.9, show_default=True)
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True)
-@click.option("--width", type=float, default=1.0, show_default=True, help="Channel width multiplier.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--subset", type=int, default=None, help="Train on a fixed, seeded, class-balanced subset of N images.")
-@click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--weight-decay", type=T.WEIGHT_DECAY, default=5e-4, show_default=True)
+@click.option("--width", type=T.WIDTH, default=1.0, show_default=True, help="Channel width multiplier.")
+@click.option("--seed", type=T.SEED, default=0, show_default=True)
+@click.option("--subset", type=T.IMAGES, default=None, help="Train on a fixed, seeded, class-balanced subset of N images.")
+@click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
               show_default=True, help="autoaugment = AutoAugment (CIFAR-10 policy) + crop-flip + Cutout(16), as QCFS.")
 @device_options
@@ -139,7 +140,7 @@ def parse_neuron_spec(spec: str) -> dict:
 @click.option("--threshold", default="lambda", show_default=True,
               help="θ per site: lambda (the QCFS/matched λ), max or percentile:P of its activations on training "
                    "data (needed for ReLU networks).")
-@click.option("--calib-batches", type=int, default=10, show_default=True,
+@click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
 @data_options
@@ -192,12 +193,12 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
 @click.option("--threshold", "thresholds", multiple=True,
               help="For ANN checkpoints: θ per site, lambda (default) or max | percentile:P from training data "
                    "(repeatable; needed for ReLU nets). Each calibration is shared by every neuron.")
-@click.option("--calib-batches", type=int, default=10, show_default=True,
+@click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="For ANN checkpoints: fold each BatchNorm into the conv before it first.")
 @data_options
-@click.option("--batch-size", type=int, default=500, show_default=True)
-@click.option("--subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--batch-size", type=T.BATCH, default=500, show_default=True)
+@click.option("--subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--ops/--no-ops", default=True, show_default=True,
               help="Count synaptic events, bit-plane accumulates and energy per image at each T (sweep_ops.csv).")
 @click.option("--diagnostics", is_flag=True,

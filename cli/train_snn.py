@@ -8,6 +8,7 @@ raises :class:`ann2snn.errors.UserError` (one line, exit status 2 through ``ann2
 from __future__ import annotations
 
 import click
+from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
@@ -25,29 +26,29 @@ SHARED_OPTIONS = [
                        "(the seed's settings: --T 40 --v-th 1 --weight-decay 1e-3 --batch-size 32)."),
     click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
                   help="Folder holding cifar-10-batches-py/, cifar-100-python/ or DvsGesture/."),
-    click.option("--dvs-size", type=int, default=128, show_default=True,
+    click.option("--dvs-size", type=T.upto(4096), default=128, show_default=True,
                   help="dvs-gesture frame side: 128, or a divisor of it (pixels pooled 128/size per side)."),
     click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online)."),
     click.option("--skip-md5", is_flag=True,
                   help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies."),
     click.option("--reset", type=click.Choice(["hard", "subtract"]), default="hard", show_default=True,
                   help="hard: potential to 0 after any spike (the seed's). subtract: minus k·V_th·2^-n."),
-    click.option("--T", "T", type=int, default=4, show_default=True, help="Time steps (accuracy is reported at every t <= T)."),
-    click.option("--tau", type=float, default=4.0, show_default=True, help="Membrane time constant; leak 1 - 1/tau."),
-    click.option("--v-th", type=float, default=0.6, show_default=True, help="Threshold V_th."),
-    click.option("--surrogate-alpha", type=float, default=2.0, show_default=True,
+    click.option("--T", "T", type=T.upto(10_000), default=4, show_default=True, help="Time steps (accuracy is reported at every t <= T)."),
+    click.option("--tau", type=T.floats(None, 1e6), default=4.0, show_default=True, help="Membrane time constant; leak 1 - 1/tau."),
+    click.option("--v-th", type=T.floats(None, 1e6), default=0.6, show_default=True, help="Threshold V_th."),
+    click.option("--surrogate-alpha", type=T.floats(None, 1e6), default=2.0, show_default=True,
                   help="Sharpness of the per-level arctan surrogate (half width 2/(pi·alpha) quanta)."),
     click.option("--detach-reset/--no-detach-reset", default=True, show_default=True,
                   help="Keep the reset out of the gradient."),
-    click.option("--epochs", type=int, default=100, show_default=True),
-    click.option("--batch-size", type=int, default=64, show_default=True),
-    click.option("--lr", type=float, default=0.1, show_default=True),
+    click.option("--epochs", type=T.EPOCHS, default=100, show_default=True),
+    click.option("--batch-size", type=T.BATCH, default=64, show_default=True),
+    click.option("--lr", type=T.LR, default=0.1, show_default=True),
     click.option("--momentum", type=float, default=0.9, show_default=True),
-    click.option("--weight-decay", type=float, default=1e-4, show_default=True),
-    click.option("--width", type=float, default=None,
+    click.option("--weight-decay", type=T.WEIGHT_DECAY, default=1e-4, show_default=True),
+    click.option("--width", type=T.WIDTH, default=None,
                   help="Channel width multiplier [default: 4 for resnet20 (64/128/256 channels), 1 for resnet18]."),
-    click.option("--subset", type=int, default=None, help="Train on a fixed, seeded, class-balanced subset of N images."),
-    click.option("--test-subset", type=int, default=None, help="Evaluate on a fixed class-balanced subset of N test images."),
+    click.option("--subset", type=T.IMAGES, default=None, help="Train on a fixed, seeded, class-balanced subset of N images."),
+    click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images."),
     click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default=None,
                   help="[default: crop-flip for CIFAR, none for dvs-gesture (the only choice there)]"),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -72,7 +73,7 @@ def shared_options(f):
 @click.option("--ic/--no-ic", default=True, show_default=True,
               help="The seed's interlaminar connection (1x1 conv + BN + ECA) in every residual block.")
 @shared_options
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=T.SEED, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv, accuracy.csv/.md/.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -331,19 +331,36 @@ def test_resolve_config_defaults_are_the_seeds():
     assert (resolve_config({"neuron": "lif"})["int_bits"], resolve_config({"neuron": "lif"})["frac_bits"]) == (1, 0)
 
 
+@pytest.mark.parametrize("flags,msg", [
+    (["--v-th", "inf"], "Invalid value for '--v-th': inf is not a finite number"),
+    (["--weight-decay", "nan"], "Invalid value for '--weight-decay': nan is not a finite number"),
+    (["--T", "99999999999999999999"], "Invalid value for '--T'"),
+    (["--tau", "1e300"], "Invalid value for '--tau'"),
+    (["--width", "1e9"], "Invalid value for '--width'"),
+])
+def test_cli_rejects_out_of_range_numbers_before_any_work(tmp_path, capsys, flags, msg):
+    from ann2snn.cli.main import main
+
+    assert main(["train-snn", *flags, "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and msg in err
+    assert not os.path.exists(tmp_path / "run")
+
+
+
 # ---------------------------------------------------------------- the train-snn command
 @pytest.mark.parametrize("flags,msg", [
     (["--neuron", "lif", "--int-bits", "2"], "--neuron lif is MBLIF 1+0; it cannot take --int-bits 2 (use"),
     (["--T", "0"], "--T must be a whole number >= 1"),
     (["--tau", "0.5"], "--tau must be >= 1"),
     (["--v-th", "-0.6"], "--v-th must be a positive number"),
-    (["--v-th", "inf"], "--v-th must be a positive number"),
+    (["--v-th", "0"], "--v-th must be a positive number"),
     (["--int-bits", "0", "--frac-bits", "0"], "bad bit widths m=0, n=0"),
     (["--int-bits", "5", "--frac-bits", "4"], "too many for direct training"),
     (["--width", "0"], "--width must be > 0"),
     (["--epochs", "0"], "--epochs must be a whole number >= 1"),
     (["--lr", "0"], "--lr must be a finite number > 0"),
-    (["--weight-decay", "nan"], "--weight-decay must be a finite number >= 0"),
+    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
     (["--momentum", "1.5"], "--momentum must be in [0, 1)"),
     (["--surrogate-alpha", "0"], "--surrogate-alpha must be a positive number"),
     (["--subset", "0"], "--subset must be a positive number of samples"),

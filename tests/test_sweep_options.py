@@ -1,6 +1,9 @@
 """sweep straight from an ANN checkpoint with calibrated thresholds, BN folding and caps (issue 13)."""
 
 import json
+import time
+
+import pytest
 
 import pandas as pd
 import torch
@@ -60,3 +63,26 @@ def test_sweep_option_errors(fake_cifar, tmp_path, capsys):
     assert main([*base, "--neuron", "mbif:1+2", "--cap", "4", "--fold-bn", "--out", str(tmp_path / "ok")]) == 0
     row = pd.read_csv(tmp_path / "ok" / "sweep.csv").iloc[0]
     assert row["threshold"] == "lambda fold-bn" and row["neuron"] == "MBIF 1+2 K=4"
+
+
+def test_absurd_T_is_refused_before_any_work(tmp_path, capsys):
+    for t in ("99999999999999999999", "100001", "1,2,100001"):
+        t0 = time.time()
+        assert main(["sweep", "--checkpoint", str(tmp_path / "none.pt"), "--T", t, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "more than 100,000 steps" in err and time.time() - t0 < 5
+        assert not (tmp_path / "o").exists()
+
+
+def test_work_estimate_refuses_what_cannot_finish():
+    from ann2snn.convert import convert
+    from ann2snn.errors import UserError
+    from ann2snn.sweep import check_work
+
+    from helpers import random_batches, tiny_ann
+
+    snn = convert(tiny_ann("resnet20"), torch.zeros(1, 3, 32, 32), 1, 0)
+    batches = random_batches(8, 4)
+    assert check_work(snn, batches, 16, torch.device("cpu")) > 0
+    with pytest.raises(UserError, match=r"would take about .* days of simulation here; lower --T or --subset"):
+        check_work(snn, batches, 100_000, torch.device("cpu"), max_seconds=1.0)
