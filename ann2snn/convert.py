@@ -67,7 +67,7 @@ def _caller(func) -> str | None:
     if frames and os.path.abspath(frames[0].filename).startswith(_TORCH_MODULES_DIR):
         return None
     for frame in frames:
-        if os.path.abspath(frame.filename).startswith(_TORCH_DIR):
+        if os.path.abspath(frame.filename).startswith(_TORCH_DIR + os.sep):
             continue
         return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
     return getattr(func, "__name__", str(func))
@@ -161,6 +161,9 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
             call-site check.
     """
     check_bits(int_bits, frac_bits)
+    from .opcheck import check_operations
+
+    check_operations(model, example)
     snn = copy.deepcopy(model).eval()
     sites = find_activation_sites(snn, example)
     thresholds = thresholds or {}

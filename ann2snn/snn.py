@@ -72,12 +72,16 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
 
 
 def prepare_ann(ann: nn.Module, fold_bn: bool = False) -> nn.Module:
-    """Optionally fold BN into convs, then give every ReLU call site its own site module."""
+    """Check every operation (:func:`ann2snn.opcheck.check_operations`, on the user's own model, so
+    a refusal names the user's line), optionally fold BN into convs, then give every ReLU call site
+    (``nn.ReLU`` modules or ``F.relu`` / ``torch.relu`` / ``x.relu()`` calls) its own site module."""
     from .calibrate import fold_batchnorm, prepare_relu_sites
+    from .opcheck import check_operations
 
+    relu_calls = check_operations(ann, torch.zeros(EXAMPLE_SHAPE))
     if fold_bn:
         ann = fold_batchnorm(ann)
-    if any(isinstance(m, nn.ReLU) for m in ann.modules()):
+    if relu_calls or any(isinstance(m, nn.ReLU) for m in ann.modules()):
         ann = prepare_relu_sites(ann, torch.zeros(EXAMPLE_SHAPE))
     return ann
 

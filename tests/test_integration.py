@@ -168,7 +168,7 @@ def test_relu_network_calibrated_through_the_cli(cifar10_dir, tmp_path):
                  "--quiet", "--no-ops"]) == 0
     table = pd.read_csv(tmp_path / "sw" / "sweep.csv")
     assert table["neuron"].tolist() == ["IF", "MBIF 1+3 K=8"]
-    assert (table["activation"] == "relu").all() and (table["threshold"] == "percentile:99.9").all()
+    assert (table["activation"] == "relu").all() and (table["threshold"] == "percentile:99.9 fold-bn").all()
     assert (table["ANN"] == table["ANN"][0]).all()  # one source ANN
     for i in range(2):
         assert abs(table["T=64"][i] - table["ANN"][i]) <= abs(table["T=1"][i] - table["ANN"][i]) + 1.0
