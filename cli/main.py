@@ -232,6 +232,8 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
 
     T_list = parse_T(T_text)
     check_output_dir(out)
+    # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
+    prov = provenance((click.get_current_context().obj or {}).get("argv"))
     from ann2snn.sweep import precision_dtype
 
     precision_dtype(precision, amp)
@@ -329,8 +331,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
                        + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
     if not d.is_main:
         return  # only rank 0 writes the tables
-    argv = (click.get_current_context().obj or {}).get("argv")
-    paths = write_tables(rows, curves, provenance(argv), out, T_list, plots=plots)
+    paths = write_tables(rows, curves, prov, out, T_list, plots=plots)
     import pandas as pd
 
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
