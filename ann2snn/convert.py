@@ -94,16 +94,10 @@ def _probe(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], lis
                     order.append(name)
 
             handles.append(m.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
+    from .opcheck import probe_forward
+
     spy = _FunctionalActivationSpy()
-    try:
-        with torch.no_grad(), spy:
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    probe_forward(model, example, spy, handles)
     ordered = {n: counts[n] for n in order}  # call order first, then sites never called
     ordered.update({n: c for n, c in counts.items() if n not in ordered})
     return ordered, spy.calls

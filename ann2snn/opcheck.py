@@ -138,6 +138,20 @@ class _OpSpy(TorchFunctionMode):
                         "and ReLU/QCFS activations)")
 
 
+def probe_forward(model: nn.Module, example: torch.Tensor, mode, handles: list) -> None:
+    """One eval-mode, no-grad forward pass of ``model`` on ``example`` under the TorchFunctionMode
+    ``mode``; then remove the hook ``handles`` and restore the model's train/eval state."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), mode:
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 def check_operations(model: nn.Module, example: torch.Tensor) -> int:
     """Probe ``model`` once (eval mode, ``example`` e.g. ``[1, 3, 32, 32]``) and check every torch call
     made outside its activation sites (module docstring). Returns the number of ReLU calls seen.
@@ -162,15 +176,7 @@ def check_operations(model: nn.Module, example: torch.Tensor) -> int:
                 handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "relu_calls", spy.relu_calls + 1)))
             handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "depth", spy.depth + 1)))
             handles.append(m.register_forward_hook(lambda *_: setattr(spy, "depth", spy.depth - 1)))  # returns None
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), spy:
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    probe_forward(model, example, spy, handles)
     if spy.refusal:
         raise UserError(spy.refusal)
     return spy.relu_calls
