@@ -21,6 +21,10 @@ T=1,2,4,8,16,32,64,128
 # and MBIF rows there at almost every T; --fold-bn changes no row by more than 0.2 points, so it is left off
 RELU_THRESHOLD=${RELU_THRESHOLD:-percentile:99.9}
 RELU_FOLD=${RELU_FOLD:-}
+# rows of one DATASET-ARCH-relu entry run as separate processes, at most JOBS at a time (default 2, one per
+# core; JOBS=1 runs them one after another, e.g. beside another background run)
+JOBS=${JOBS:-2}
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; }
 # Each sweep: accuracy on the full test set (operation counting off: it adds simulation time;
 # --plots also gathers per-layer diagnostics), then operation counts, energy and diagnostics on a fixed
 # class-balanced 1,000-image test subset (written under <run>/costs, which combine.py leaves out).
@@ -87,6 +91,7 @@ for run in "${@:-vgg16-qcfs}"; do
       for row in "if zero full" "if half-lsb full" "mbif:1+3 half-lsb full" "mbif:1+3 half-lsb theta"; do
         read -r neuron vinit cap <<<"$row"
         out="results/$dataset/$arch-relu-${neuron%%:*}-$vinit"; [ "$cap" = theta ] && out="$out-cap-theta"
+        throttle
         echo "== ann2snn sweep $(echo $common) --neuron $neuron --v-init $vinit --cap $cap --out $out"
         ann2snn sweep $common --neuron $neuron --v-init $vinit --cap $cap --out "$out" &
       done
