@@ -46,8 +46,9 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
     Raises:
         UserError: a refused operation, a ReLU site without ``calibration``, bad bits / cap / v_init.
     """
-    from .calibrate import ReLUSite, calibrate_thresholds
+    from .calibrate import calibrate_thresholds
     from .convert import convert
+    from .sites import ReLUSite
     from .snn import prepare_ann
 
     if neuron == "if":

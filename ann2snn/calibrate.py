@@ -25,15 +25,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .activations import QuantClip
 from .errors import UserError
 from .neurons import MultiBitIF
+from .opcheck import probe_sites
+from .sites import ReLUSite
+
+__all__ = ["ReLUSite", "calibrate_thresholds", "fold_batchnorm", "kth_percentile", "parse_threshold",
+           "prepare_relu_sites", "trace"]
 
 SAMPLE_PER_BATCH = 1 << 20
-
-
-class ReLUSite(nn.Module):
-    """One ReLU call site prepared for conversion (computes ``max(x, 0)``; any shape)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp_min(x, 0)
 
 
 class _Tracer(torch.fx.Tracer):
@@ -77,15 +75,13 @@ def prepare_relu_sites(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """
     import copy
 
-    from .convert import _probe
-
     model = copy.deepcopy(model)
     relus = {n for n, m in model.named_modules() if isinstance(m, nn.ReLU)}
     counts: dict[str, int] = {n: 0 for n in relus}
     handles = [model.get_submodule(n).register_forward_hook(
         lambda _m, _i, _o, n=n: counts.__setitem__(n, counts[n] + 1)) for n in relus]
     try:
-        _, functional = _probe(model, example)
+        _, functional = probe_sites(model, example)
     finally:
         for h in handles:
             h.remove()

@@ -14,94 +14,15 @@ Conversion refuses to pass silently (DESIGN §5, complaint 1):
 from __future__ import annotations
 
 import copy
-import os
-import traceback
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from .activations import QuantClip
 from .errors import UserError
 from .neurons import MultiBitIF
+from .opcheck import FOREIGN_MODULES, check_operations, probe_sites
 from .quantizer import check_bits
-
-#: ANN activation modules that conversion does not turn into neurons (an error if present)
-FOREIGN_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh,
-                   nn.Hardswish, nn.Softplus, nn.Mish, nn.SELU, nn.CELU, nn.Tanh, nn.Sigmoid)
-_F = torch.nn.functional
-#: functional activations that must not appear inside forward
-FOREIGN_FUNCTIONS = {
-    _F.relu, _F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, _F.relu6,
-    _F.leaky_relu, _F.gelu, _F.silu, _F.elu, _F.hardtanh, _F.hardswish, _F.softplus, _F.mish,
-    _F.selu, _F.celu, torch.sigmoid, torch.tanh, torch.Tensor.sigmoid, torch.Tensor.tanh,
-}
-_OWN_FILES = (os.path.abspath(__file__),)
-
-
-class _FunctionalActivationSpy(TorchFunctionMode):
-    """Records where a functional ANN activation is called during a forward pass."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in FOREIGN_FUNCTIONS:
-            where = _caller(func)
-            if where is not None:
-                self.calls.append(where)
-        return func(*args, **(kwargs or {}))
-
-
-_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
-_TORCH_MODULES_DIR = os.path.join(_TORCH_DIR, "nn", "modules")
-
-
-def _caller(func) -> str | None:
-    """'file:line (code)' of the user frame that called ``func``; None when the direct caller is
-    a ``torch.nn`` module's forward (an ``nn.ReLU`` module: found by module type instead)."""
-    frames = [f for f in reversed(traceback.extract_stack()[:-2]) if os.path.abspath(f.filename) not in _OWN_FILES]
-    dispatch = (os.path.join(_TORCH_DIR, "overrides.py"), os.path.join(_TORCH_DIR, "nn", "functional.py"))
-    frames = [f for f in frames if os.path.abspath(f.filename) not in dispatch]
-    if frames and os.path.abspath(frames[0].filename).startswith(_TORCH_MODULES_DIR):
-        return None
-    for frame in frames:
-        if os.path.abspath(frame.filename).startswith(_TORCH_DIR + os.sep):
-            continue
-        return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
-    return getattr(func, "__name__", str(func))
-
-
-def _relu_site():
-    from .calibrate import ReLUSite
-
-    return ReLUSite
-
-
-def _probe(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], list[str]]:
-    """One eval-mode forward pass: call counts of QuantClip / neuron modules, functional calls."""
-    counts: dict[str, int] = {}
-    order: list[str] = []
-    handles = []
-    for name, m in model.named_modules():
-        if isinstance(m, (QuantClip, MultiBitIF, _relu_site())):
-            counts[name] = 0
-
-            def hook(_m, _i, _o, name=name):
-                counts[name] += 1
-                if counts[name] == 1:
-                    order.append(name)
-
-            handles.append(m.register_forward_hook(hook))
-    from .opcheck import probe_forward
-
-    spy = _FunctionalActivationSpy()
-    probe_forward(model, example, spy, handles)
-    ordered = {n: counts[n] for n in order}  # call order first, then sites never called
-    ordered.update({n: c for n, c in counts.items() if n not in ordered})
-    return ordered, spy.calls
-
 
 def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
     """Names of the model's activation sites in call order, after checking each is one call site.
@@ -118,7 +39,7 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
         if isinstance(m, FOREIGN_MODULES):
             raise UserError(f"module '{name}' is {type(m).__name__}, which conversion cannot turn into a neuron "
                             "as it is; use QCFS activations, or calibrate thresholds (--threshold max|percentile:P)")
-    counts, calls = _probe(model, example)
+    counts, calls = probe_sites(model, example)
     if calls:
         raise UserError(f"forward calls a functional activation at {calls[0]}; make every activation its own "
                         "QCFS module, or calibrate thresholds (--threshold max|percentile:P), which rewrites ReLU calls")
@@ -155,8 +76,6 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
             call-site check.
     """
     check_bits(int_bits, frac_bits)
-    from .opcheck import check_operations
-
     check_operations(model, example)
     snn = copy.deepcopy(model).eval()
     sites = find_activation_sites(snn, example)
@@ -190,7 +109,7 @@ def check_converted(snn: nn.Module, example: torch.Tensor, expected: int) -> Non
     """
     from .simulate import reset_neurons
 
-    counts, calls = _probe(snn, example)
+    counts, calls = probe_sites(snn, example)
     reset_neurons(snn)
     neurons = {n for n, m in snn.named_modules() if isinstance(m, MultiBitIF)}
     inner = tuple(n + "." for n in neurons)

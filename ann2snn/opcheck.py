@@ -27,10 +27,29 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .activations import QuantClip
 from .errors import UserError
+from .neurons import MultiBitIF
+from .sites import ReLUSite
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+_TORCH_MODULES_DIR = os.path.join(_TORCH_DIR, "nn", "modules")
+_TORCH_DISPATCH = (os.path.join(_TORCH_DIR, "overrides.py"), os.path.join(_TORCH_DIR, "nn", "functional.py"))
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+#: module types that are activation sites (neurons after conversion)
+SITE_TYPES = (QuantClip, MultiBitIF, ReLUSite)
+
+#: ANN activation modules that conversion does not turn into neurons as they are (an error if present
+#: after ReLU sites were prepared)
+FOREIGN_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh,
+                   nn.Hardswish, nn.Softplus, nn.Mish, nn.SELU, nn.CELU, nn.Tanh, nn.Sigmoid)
+_F = torch.nn.functional
+#: functional activations that must not be left inside forward once sites are prepared
+FOREIGN_FUNCTIONS = {
+    _F.relu, _F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, _F.relu6,
+    _F.leaky_relu, _F.gelu, _F.silu, _F.elu, _F.hardtanh, _F.hardswish, _F.softplus, _F.mish,
+    _F.selu, _F.celu, torch.sigmoid, torch.tanh, torch.Tensor.sigmoid, torch.Tensor.tanh,
+}
 
 #: torch calls (by name) that commute with summing over time (linear in the spike input)
 LINEAR_OPS = {
@@ -74,14 +93,39 @@ def _is_constant(x, constants: set) -> bool:
     return not isinstance(x, torch.Tensor) or id(x) in constants or x.dim() == 0
 
 
-def _user_line(skip_files: tuple[str, ...] = ()) -> str | None:
-    """'file:line (code)' of the innermost frame outside torch and this package."""
+def _outer_frames() -> list:
+    """The call stack, innermost first, without this package's frames and torch's dispatch frames."""
+    frames = []
     for frame in reversed(traceback.extract_stack()[:-1]):
         path = os.path.abspath(frame.filename)
-        if path.startswith(_TORCH_DIR + os.sep) or path.startswith(_OWN_DIR + os.sep) or path in skip_files:
-            continue
-        return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
+        if not path.startswith(_OWN_DIR + os.sep) and path not in _TORCH_DISPATCH:
+            frames.append(frame)
+    return frames
+
+
+def _user_line(frames: list | None = None) -> str | None:
+    """'file:line (code)' of the innermost frame outside torch and this package."""
+    for frame in _outer_frames() if frames is None else frames:
+        if not os.path.abspath(frame.filename).startswith(_TORCH_DIR + os.sep):
+            return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
     return None
+
+
+class _FunctionalActivationSpy(TorchFunctionMode):
+    """Records the user's source line of every functional ANN activation (``F.relu``, ``x.sigmoid()``,
+    ...) called during a forward pass; calls made by a ``torch.nn`` module's forward (an ``nn.ReLU``
+    module) are left to the module-type check."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in FOREIGN_FUNCTIONS:
+            frames = _outer_frames()
+            if not (frames and os.path.abspath(frames[0].filename).startswith(_TORCH_MODULES_DIR)):
+                self.calls.append(_user_line(frames) or _name(func))
+        return func(*args, **(kwargs or {}))
 
 
 class _OpSpy(TorchFunctionMode):
@@ -152,6 +196,34 @@ def probe_forward(model: nn.Module, example: torch.Tensor, mode, handles: list) 
         model.train(was_training)
 
 
+def probe_sites(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], list[str]]:
+    """One eval-mode forward pass of ``model`` on ``example`` (e.g. ``[1, 3, 32, 32]``).
+
+    Returns:
+        ``(counts, calls)``: how often each activation site (QCFS / matched / ReLU site / neuron
+        module) ran, by name, in call order and then the sites never called; and the source line of
+        each functional ANN activation call left in ``forward``.
+    """
+    counts: dict[str, int] = {}
+    order: list[str] = []
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, SITE_TYPES):
+            counts[name] = 0
+
+            def hook(_m, _i, _o, name=name):
+                counts[name] += 1
+                if counts[name] == 1:
+                    order.append(name)
+
+            handles.append(m.register_forward_hook(hook))
+    spy = _FunctionalActivationSpy()
+    probe_forward(model, example, spy, handles)
+    ordered = {n: counts[n] for n in order}  # call order first, then sites never called
+    ordered.update({n: c for n, c in counts.items() if n not in ordered})
+    return ordered, spy.calls
+
+
 def check_operations(model: nn.Module, example: torch.Tensor) -> int:
     """Probe ``model`` once (eval mode, ``example`` e.g. ``[1, 3, 32, 32]``) and check every torch call
     made outside its activation sites (module docstring). Returns the number of ReLU calls seen.
@@ -159,10 +231,6 @@ def check_operations(model: nn.Module, example: torch.Tensor) -> int:
     Raises:
         UserError: the first refused operation, naming it and the user's source line.
     """
-    from .activations import QuantClip
-    from .calibrate import ReLUSite
-    from .neurons import MultiBitIF
-
     constants = {id(t) for t in list(model.parameters()) + list(model.buffers())}
     spy = _OpSpy(constants)
     handles = []
@@ -171,7 +239,7 @@ def check_operations(model: nn.Module, example: torch.Tensor) -> int:
             handles.append(m.register_forward_pre_hook(
                 lambda _m, _i, name=name: spy.modules.append((name, type(_m).__name__)) and None))
             handles.append(m.register_forward_hook(lambda *_: spy.modules.pop() and None))
-        if isinstance(m, (QuantClip, MultiBitIF, ReLUSite, nn.ReLU)):
+        if isinstance(m, SITE_TYPES + (nn.ReLU,)):
             if isinstance(m, nn.ReLU):
                 handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "relu_calls", spy.relu_calls + 1)))
             handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "depth", spy.depth + 1)))
