@@ -3,18 +3,20 @@
 The public API (see the README's "Python API"): :func:`convert_model`, :func:`simulate_logits`,
 :func:`iter_steps`, :func:`accuracy_sweep`, :func:`ann_parity`, the neuron :class:`MultiBitIF`, the ANN
 activations :class:`QCFS` / :class:`MatchedQuant`, :func:`swap_maxpool_for_avgpool`,
-:func:`record_spike_counts` and :func:`load_snn` (checkpoints written by ``ann2snn convert``).
+:func:`record_spike_counts`, :func:`check_bitplanes` (Fig. 4 on your network), and
+:func:`save_snn` / :func:`load_snn` (your own converted model, or checkpoints of ``ann2snn convert``).
 """
 
 __version__ = "0.1.0"
 
-from .activations import QCFS, MatchedQuant  # noqa: E402
+from ann2snn.ann.activations import QCFS, MatchedQuant  # noqa: E402
 from .api import accuracy_sweep, ann_parity, convert_model, iter_steps, simulate_logits  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .neurons import MultiBitIF  # noqa: E402
-from .opcheck import swap_maxpool_for_avgpool  # noqa: E402
-from .simulate import record_spike_counts  # noqa: E402
-from .snn import load_snn  # noqa: E402
+from ann2snn.plumbing.errors import UserError  # noqa: E402
+from ann2snn.conversion.neurons import MultiBitIF  # noqa: E402
+from ann2snn.conversion.opcheck import swap_maxpool_for_avgpool  # noqa: E402
+from ann2snn.conversion.simulate import record_spike_counts  # noqa: E402
+from ann2snn.conversion.snn import load_snn, save_snn  # noqa: E402
+from ann2snn.analysis.bitplane import check_bitplanes  # noqa: E402
 
 __all__ = ["QCFS", "MatchedQuant", "MultiBitIF", "UserError", "ann_parity", "convert_model", "iter_steps",
-           "load_snn", "record_spike_counts", "simulate_logits", "accuracy_sweep", "swap_maxpool_for_avgpool"]
+           "load_snn", "save_snn", "check_bitplanes", "record_spike_counts", "simulate_logits", "accuracy_sweep", "swap_maxpool_for_avgpool"]

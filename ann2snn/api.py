@@ -6,8 +6,8 @@
     table = ann2snn.accuracy_sweep(snn, test_batches, [1, 4, 16, 64])   # pandas DataFrame: T, accuracy
     assert ann2snn.ann_parity(snn, model, x)
 
-The CLI (``ann2snn convert`` / ``sweep``) runs the same pieces (:mod:`ann2snn.snn`,
-:mod:`ann2snn.calibrate`, :mod:`ann2snn.simulate`).
+The CLI (``ann2snn convert`` / ``sweep``) runs the same pieces (:mod:`ann2snn.conversion.snn`,
+:mod:`ann2snn.conversion.calibrate`, :mod:`ann2snn.conversion.simulate`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import UserError
+from ann2snn.plumbing.errors import UserError
 
 
 def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron: str = "mbif", int_bits: int = 1,
@@ -26,7 +26,7 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
                   calib_batches: int = 10, fold_bn: bool = False, example: torch.Tensor | None = None) -> nn.Module:
     """Convert an ANN into an SNN in one call: every activation call site becomes its own neuron.
 
-    Every operation between the sites is checked first (:func:`ann2snn.opcheck.check_operations`):
+    Every operation between the sites is checked first (:func:`ann2snn.conversion.opcheck.check_operations`):
     max-pooling, unhandled activations and the like are refused naming your source line.
 
     Args:
@@ -42,14 +42,15 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
 
     Returns:
         The converted network (a copy; ``model`` is unchanged), in eval mode, neurons in SNN mode.
+        Its attribute ``ann2snn_conversion`` keeps the settings :func:`save_snn` stores.
 
     Raises:
         UserError: a refused operation, a ReLU site without ``calibration``, bad bits / cap / v_init.
     """
-    from .calibrate import calibrate_thresholds
-    from .convert import convert
-    from .sites import ReLUSite
-    from .snn import prepare_ann
+    from ann2snn.conversion.calibrate import calibrate_thresholds
+    from ann2snn.conversion.convert import convert
+    from ann2snn.conversion.sites import ReLUSite
+    from ann2snn.conversion.snn import prepare_ann
 
     if neuron == "if":
         int_bits, frac_bits = 1, 0
@@ -63,7 +64,12 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
             raise UserError("the model has ReLU sites, which have no λ: pass calibration=<batches of training "
                             "images> (and threshold='max' or 'percentile:P')")
         thresholds = calibrate_thresholds(prepared, calibration, threshold, calib_batches)
-    return convert(prepared, example, int_bits, frac_bits, v_init, thresholds=thresholds, cap=cap)
+    snn = convert(prepared, example, int_bits, frac_bits, v_init, thresholds=thresholds, cap=cap)
+    # what save_snn needs to rebuild the same structure from a fresh instance of the user's model
+    snn.ann2snn_conversion = {"fold_bn": bool(fold_bn), "example_shape": list(example.shape),
+                              "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                              "threshold": threshold if thresholds is not None else "lambda"}
+    return snn
 
 
 @torch.inference_mode()
@@ -71,7 +77,7 @@ def iter_steps(snn: nn.Module, x: torch.Tensor, T: int) -> Iterator[torch.Tensor
     """Yield the output of each time step, ``[B, classes]``, for ``T`` steps of the input ``x``
     (direct encoding: ``x [B, C, H, W]`` is the current at every step). Membrane potentials start
     from v_0 and are reset when the iterator ends. Memory does not grow with T."""
-    from .simulate import as_model_input, model_dtype, reset_neurons, set_mode
+    from ann2snn.conversion.simulate import as_model_input, model_dtype, reset_neurons, set_mode
 
     if T < 1:
         raise UserError(f"T must be >= 1, got {T}")
@@ -101,7 +107,7 @@ def accuracy_sweep(snn: nn.Module, batches: Iterable, T_list: list[int]) -> pd.D
     Returns:
         A DataFrame with columns ``T`` and ``accuracy`` (percent), one row per T.
     """
-    from .simulate import set_mode, simulate_snn
+    from ann2snn.conversion.simulate import set_mode, simulate_snn
 
     T_list = sorted(set(int(t) for t in T_list))
     if not T_list or T_list[0] < 1:
@@ -115,7 +121,7 @@ def accuracy_sweep(snn: nn.Module, batches: Iterable, T_list: list[int]) -> pd.D
 def ann_parity(snn: nn.Module, ann: nn.Module, x: torch.Tensor) -> bool:
     """True when the SNN with every neuron switched back to its source activation (ANN mode) gives
     exactly (``torch.equal``) the ANN's output on ``x``."""
-    from .simulate import set_mode
+    from ann2snn.conversion.simulate import set_mode
 
     set_mode(snn, "ann")
     try:

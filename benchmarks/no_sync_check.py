@@ -1,6 +1,6 @@
 """Check on CUDA that the simulation's time loop never waits for the host (issue 5).
 
-Runs the step loop of ``ann2snn.simulate.simulate_snn`` (and a chunked one) for a converted VGG-16
+Runs the step loop of ``ann2snn.conversion.simulate.simulate_snn`` (and a chunked one) for a converted VGG-16
 under ``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising call. Only the
 per-batch read-back of the counts, after the loop, synchronises. Usage: python benchmarks/no_sync_check.py
 """
@@ -16,8 +16,8 @@ from ratios import build, snn_of  # noqa: E402
 
 
 def main() -> None:
-    from ann2snn.device import place
-    from ann2snn.simulate import neurons_of, reset_neurons
+    from ann2snn.plumbing.device import place
+    from ann2snn.conversion.simulate import neurons_of, reset_neurons
 
     if not torch.cuda.is_available():
         sys.exit("no CUDA device: this check needs a GPU")

@@ -11,7 +11,7 @@ Usage: python benchmarks/ratios.py [--out results/benchmarks/cpu.md] [--arch vgg
 Ratios, not seconds: both sides of each ratio run on the same machine in the same process (P3 on
 the CPU: in two child processes, peak RSS; on CUDA: peak allocated GPU memory), so machine speed
 cancels out. On CUDA every timing synchronises the device before reading the clock, and P1/P2 use
-the automatic time chunk (``ann2snn.simulate.auto_time_chunk``). Random inputs stand in for images
+the automatic time chunk (``ann2snn.conversion.simulate.auto_time_chunk``). Random inputs stand in for images
 (speed does not depend on pixel values); P5 uses a random uint8 array the size of CIFAR-10's
 training set.
 """
@@ -47,7 +47,7 @@ def timed(fn, repeat: int = 3) -> float:
 
 
 def build(arch, width, activation="qcfs"):
-    from ann2snn.ann import build_ann
+    from ann2snn.ann.build import build_ann
 
     torch.manual_seed(0)
     return build_ann({"arch": arch, "dataset": "cifar10", "width": width, "activation": activation,
@@ -55,7 +55,7 @@ def build(arch, width, activation="qcfs"):
 
 
 def snn_of(ann, bits=(1, 3)):
-    from ann2snn.snn import convert_ann
+    from ann2snn.conversion.snn import convert_ann
 
     return convert_ann(ann.eval(), {"int_bits": bits[0], "frac_bits": bits[1], "v_init": "half-lsb"})
 
@@ -78,7 +78,7 @@ def peak_rss_child(arch, width, T, batch) -> float:
 import resource, torch, sys
 sys.path.insert(0, {repr(sys.path[0])})
 from ratios import build, snn_of
-from ann2snn.simulate import simulate_snn
+from ann2snn.conversion.simulate import simulate_snn
 torch.manual_seed(0)
 snn = snn_of(build({arch!r}, {width}))
 x = torch.randn({batch}, 3, 32, 32); y = torch.zeros({batch}, dtype=torch.long)
@@ -100,10 +100,10 @@ def main():
     args = ap.parse_args()
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         ap.error(f"--out {args.out}: its folder does not exist; create it first")
-    from ann2snn.checkpoint import atomic_write_text
-    from ann2snn.data import CifarBatches, DATASETS
-    from ann2snn.device import place
-    from ann2snn.simulate import auto_time_chunk, simulate_snn
+    from ann2snn.plumbing.checkpoint import atomic_write_text
+    from ann2snn.plumbing.data import CifarBatches, DATASETS
+    from ann2snn.plumbing.device import place
+    from ann2snn.conversion.simulate import auto_time_chunk, simulate_snn
 
     dev = torch.device(args.device)
 

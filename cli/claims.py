@@ -1,4 +1,4 @@
-"""``@claims_out(kind)``: run a command while holding its ``--out`` (see :mod:`ann2snn.outputs`)."""
+"""``@claims_out(kind)``: run a command while holding its ``--out`` (see :mod:`ann2snn.plumbing.outputs`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def claims_out(kind: str = "dir"):
             out = kwargs.get("out")
             if out is None:
                 return f(*args, **kwargs)
-            from ann2snn.outputs import claim_output
+            from ann2snn.plumbing.outputs import claim_output
 
             with claim_output(out, kind):
                 return f(*args, **kwargs)

@@ -10,8 +10,8 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
-from ann2snn.data import default_data_dir
-from ann2snn.errors import UserError
+from ann2snn.plumbing.data import default_data_dir
+from ann2snn.plumbing.errors import UserError
 
 #: options that only the empirical mode (--checkpoint) uses
 EMPIRICAL_ONLY = ("layer", "T", "v_init", "subset", "batch_size", "data_dir", "download", "skip_md5", "quiet")
@@ -23,7 +23,7 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
     Raises:
         UserError: an item that is not ``M+N`` with whole numbers, or bits out of range.
     """
-    from ann2snn.quantizer import check_bits
+    from ann2snn.ann.quantizer import check_bits
 
     out = []
     for item in str(text).split(","):
@@ -68,8 +68,8 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
     --checkpoint the measured spike-count distribution of one layer."""
     import os
 
-    from ann2snn.checkpoint import atomic_write_text, check_output_dir
-    from ann2snn.entropy import (analytic_results, entropy_table, empirical_spike_entropy, neuron_sites,
+    from ann2snn.plumbing.checkpoint import atomic_write_text, check_output_dir
+    from ann2snn.analysis.entropy import (analytic_results, entropy_table, empirical_spike_entropy, neuron_sites,
                                  plot_spike_histograms, potential_entropy, results_frame)
 
     bits_list = parse_bits(bits_text)
@@ -90,8 +90,8 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
     if out is not None:
         check_output_dir(out)
     if checkpoint is not None:  # every check that can fail comes before any output
-        from ann2snn.ann import load_ann
-        from ann2snn.sweep import test_batches
+        from ann2snn.ann.build import load_ann
+        from ann2snn.conversion.sweep import test_batches
 
         ann, ckpt = load_ann(checkpoint)
         sites = neuron_sites(ann)

@@ -12,7 +12,7 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
-from ann2snn.errors import UserError
+from ann2snn.plumbing.errors import UserError
 
 ARCH_CHOICES = ["vgg16", "resnet18", "resnet20"]
 DATASET_CHOICES = ["cifar10", "cifar100"]
@@ -32,7 +32,7 @@ def parse_lambda_init(text: str):
 
 
 def device_options(f):
-    """--device and --amp (see ann2snn.device)."""
+    """--device and --amp (see ann2snn.plumbing.device)."""
     f = click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
                      help="bf16: convolutions and linear layers in bfloat16 autocast; quantizers and membrane "
                           "potentials stay float32.")(f)
@@ -43,7 +43,7 @@ def device_options(f):
 
 def data_options(f):
     """--dataset, --data-dir, --download, --skip-md5."""
-    from ann2snn.data import default_data_dir
+    from ann2snn.plumbing.data import default_data_dir
 
     f = click.option("--skip-md5", is_flag=True,
                      help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies.")(f)
@@ -92,8 +92,8 @@ def cli():
 @claims_out("dir")
 def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
     """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
-    from ann2snn.quantizer import check_bits
-    from ann2snn.train import train_ann
+    from ann2snn.ann.quantizer import check_bits
+    from ann2snn.ann.train import train_ann
 
     config = dict(options, lambda_init=parse_lambda_init(lambda_init))
     if config["activation"] == "matched":
@@ -114,7 +114,7 @@ def parse_time_chunk(text: str):
 
 
 def parse_neuron_spec(spec: str) -> dict:
-    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments for :func:`ann2snn.snn.neuron_settings`."""
+    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments for :func:`ann2snn.conversion.snn.neuron_settings`."""
     name, _, bits = spec.partition(":")
     if name not in ("if", "mbif") or (bits and name == "if"):
         raise UserError(f"bad --neuron {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
@@ -151,14 +151,14 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
     import os
 
-    from ann2snn.checkpoint import check_output_file
-    from ann2snn.snn import convert_checkpoint
+    from ann2snn.plumbing.checkpoint import check_output_file
+    from ann2snn.conversion.snn import convert_checkpoint
 
     check_output_file(out)
     src = os.path.join(checkpoint, "checkpoint.pt") if os.path.isdir(checkpoint) else checkpoint
     if os.path.exists(out) and os.path.exists(src) and os.path.samefile(src, out):
         raise UserError(f"--out {out} is the ANN checkpoint itself; write the SNN to another file")
-    from ann2snn.calibrate import parse_threshold
+    from ann2snn.conversion.calibrate import parse_threshold
 
     calibration = None
     if parse_threshold(threshold)[0] != "lambda" or fold_bn:
@@ -171,12 +171,34 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
     cap_text = f", K={c['cap']}" if c.get("cap") else ""
     click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}"
                f"{cap_text}, v_init {c['v_init']})")
-    from ann2snn.snn import exact_neuron_hint
+    from ann2snn.conversion.snn import exact_neuron_hint
 
     hint = exact_neuron_hint(ckpt["config"])
     if hint and calibration is None:
         click.echo(f"note: this QCFS(L={ckpt['config'].get('levels', 4)}) ANN is reproduced exactly at T = 1 by "
                    f"{hint}")
+
+
+@cli.command("export-nir")
+@click.option("--checkpoint", required=True, help="SNN checkpoint from `ann2snn convert`.")
+@click.option("--out", required=True, help="NIR file to write (HDF5, e.g. model.nir).")
+@claims_out("file")
+def export_nir_cmd(checkpoint, out):
+    """Write a converted SNN as a NIR graph (needs the nir extra: pip install -e '.[nir]')."""
+    from ann2snn.conversion.snn import load_snn
+    from ann2snn.export.nir_graph import export_nir, lost_in_export, require_nir
+    from ann2snn.plumbing.checkpoint import check_output_file
+
+    check_output_file(out)
+    require_nir()
+    snn, ckpt = load_snn(checkpoint)
+    graph = export_nir(snn, out)
+    n_if = sum(1 for node in graph.nodes.values() if type(node).__name__ == "IF")
+    c = ckpt["conversion"]
+    click.echo(f"NIR graph: {out} ({len(graph.nodes)} nodes, {n_if} IF nodes for {c['neuron'].upper()} "
+               f"{c['int_bits']}+{c['frac_bits']} neurons)")
+    for line in lost_in_export(c):
+        click.echo(f"note: {line}")
 
 
 @cli.command("sweep")
@@ -220,21 +242,21 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
               diagnostics, time_chunk_text, precision, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
-    from ann2snn.ann import load_ann
-    from ann2snn.checkpoint import file_sha256, load_checkpoint
-    from ann2snn.snn import calibrate_settings, convert_ann, load_snn, neuron_settings
-    from ann2snn.sweep import build_row, parse_T, provenance, sweep_model, test_batches, write_tables
+    from ann2snn.ann.build import load_ann
+    from ann2snn.plumbing.checkpoint import file_sha256, load_checkpoint
+    from ann2snn.conversion.snn import calibrate_settings, convert_ann, load_snn, neuron_settings
+    from ann2snn.conversion.sweep import build_row, parse_T, provenance, sweep_model, test_batches, write_tables
 
-    from ann2snn.checkpoint import check_output_dir
+    from ann2snn.plumbing.checkpoint import check_output_dir
 
-    from ann2snn.device import resolve_device
-    from ann2snn.distributed import device_for, setup
+    from ann2snn.plumbing.device import resolve_device
+    from ann2snn.plumbing.distributed import device_for, setup
 
     T_list = parse_T(T_text)
     check_output_dir(out)
     # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
     prov = provenance((click.get_current_context().obj or {}).get("argv"))
-    from ann2snn.sweep import precision_dtype
+    from ann2snn.conversion.sweep import precision_dtype
 
     precision_dtype(precision, amp)
     time_chunk = parse_time_chunk(time_chunk_text)
@@ -256,7 +278,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
     caps = list(dict.fromkeys(caps)) or ["full"]
     thresholds_given = thresholds
     thresholds = list(dict.fromkeys(thresholds)) or ["lambda"]
-    from ann2snn.calibrate import parse_threshold
+    from ann2snn.conversion.calibrate import parse_threshold
 
     for text in thresholds:
         parse_threshold(text)
@@ -369,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():  # a torchrun process group (ann2snn.distributed)
+        if dist.is_available() and dist.is_initialized():  # a torchrun process group (ann2snn.plumbing.distributed)
             dist.destroy_process_group()
     return 0
 

@@ -2,7 +2,7 @@
 
 Register it on the main group with ``cli.add_command(train_snn_cmd)``. Its options mirror
 ``train-ann``'s training flags; its defaults are the seed's settings (DESIGN §3). Every bad setting
-raises :class:`ann2snn.errors.UserError` (one line, exit status 2 through ``ann2snn.cli.main``).
+raises :class:`ann2snn.plumbing.errors.UserError` (one line, exit status 2 through ``ann2snn.cli.main``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
-from ann2snn.data import default_data_dir
+from ann2snn.plumbing.data import default_data_dir
 
 
 #: train-snn's options that an ablation shares across all its rows (everything but the neuron,
@@ -81,7 +81,7 @@ def shared_options(f):
 @claims_out("dir")
 def train_snn_cmd(ctx, out, resume, quiet, **options):
     """Directly train a spiking ResNet (LIF / MBLIF, optional interlaminar connection); checkpoint every epoch."""
-    from ann2snn.train_snn import resolve_config, train_snn
+    from ann2snn.direct.train_snn import resolve_config, train_snn
 
     explicit = {k for k in options if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     if not resume:

@@ -11,7 +11,7 @@ from typing import Callable
 
 from torch import nn
 
-from ann2snn.errors import UserError
+from ann2snn.plumbing.errors import UserError
 
 from .resnet import resnet18, resnet20
 from .vgg import vgg16

@@ -39,9 +39,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ann2snn.eca import ECA
-from ann2snn.errors import UserError
-from ann2snn.mblif import MBLIF
+from ann2snn.direct.eca import ECA
+from ann2snn.plumbing.errors import UserError
+from ann2snn.direct.mblif import MBLIF
 
 from .init import init_weights
 from .resnet import shortcut
@@ -171,7 +171,7 @@ SPIKING_ARCHS = {"resnet20": spiking_resnet20, "resnet18": spiking_resnet18}
 
 def mblif_factory(int_bits: int = 1, frac_bits: int = 0, tau: float = 4.0, v_th: float = 0.6, reset: str = "hard",
                   surrogate_alpha: float = 2.0, detach_reset: bool = True) -> Callable[[], MBLIF]:
-    """A zero-argument callable making new :class:`~ann2snn.mblif.MBLIF` neurons (settings checked now)."""
+    """A zero-argument callable making new :class:`~ann2snn.direct.mblif.MBLIF` neurons (settings checked now)."""
     kwargs = dict(int_bits=int_bits, frac_bits=frac_bits, tau=tau, v_th=v_th, reset=reset,
                   surrogate_alpha=surrogate_alpha, detach_reset=detach_reset)
     MBLIF(**kwargs)  # raises UserError for bad settings before any model is built

@@ -12,7 +12,7 @@ import sys
 
 import pandas as pd
 
-from ann2snn.checkpoint import atomic_write_text
+from ann2snn.plumbing.checkpoint import atomic_write_text
 
 if len(sys.argv) != 2:
     print("usage: python results/combine.py results/DATASET", file=sys.stderr)

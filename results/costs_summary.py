@@ -11,7 +11,7 @@ import sys
 
 import pandas as pd
 
-from ann2snn.checkpoint import atomic_write_text
+from ann2snn.plumbing.checkpoint import atomic_write_text
 
 args = sys.argv[1:]
 if len(args) != 1:

@@ -42,10 +42,10 @@ SETTINGS = [  # name, environment, batch (None = all images), time chunk, thread
 
 def record(snn_path: str, data_dir: str, images: int, T: int, batch: int | None, chunk: int, precision: str,
            skip_md5: bool) -> dict:
-    """Simulate one setting; see :func:`ann2snn.simulate.record_spike_counts`."""
-    from ann2snn.simulate import record_spike_counts
-    from ann2snn.snn import load_snn
-    from ann2snn.sweep import PRECISIONS, test_batches
+    """Simulate one setting; see :func:`ann2snn.conversion.simulate.record_spike_counts`."""
+    from ann2snn.conversion.simulate import record_spike_counts
+    from ann2snn.conversion.snn import load_snn
+    from ann2snn.conversion.sweep import PRECISIONS, test_batches
 
     snn, ckpt = load_snn(snn_path)
     snn = snn.to(PRECISIONS[precision])
@@ -93,10 +93,10 @@ def main() -> int:
     if not args.out or args.images < 1 or args.T < 1:
         print("error: need --out, --images >= 1 and --T >= 1", file=sys.stderr)
         return 2
-    from ann2snn.checkpoint import atomic_write_text, load_checkpoint
+    from ann2snn.plumbing.checkpoint import atomic_write_text, load_checkpoint
     from ann2snn.cli.main import parse_neuron_spec
-    from ann2snn.snn import convert_checkpoint
-    from ann2snn.sweep import provenance
+    from ann2snn.conversion.snn import convert_checkpoint
+    from ann2snn.conversion.sweep import provenance
 
     T_list = [t for t in (1, 2, 4, 8, 16, 32, 64, 128) if t <= args.T]
     rows = []

@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from ann2snn.ann import build_ann
-from ann2snn.lambda_init import init_lambda_from_data
+from ann2snn.ann.build import build_ann
+from ann2snn.ann.lambda_init import init_lambda_from_data
 
 
 def tiny_ann(arch="resnet20", activation="qcfs", width=0.25, seed=0, **extra) -> nn.Module:

@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ann2snn.ann import build_ann
-from ann2snn.calibrate import (ReLUSite, calibrate_thresholds, fold_batchnorm, kth_percentile, parse_threshold,
+from ann2snn.ann.build import build_ann
+from ann2snn.conversion.calibrate import (ReLUSite, calibrate_thresholds, fold_batchnorm, kth_percentile, parse_threshold,
                                prepare_relu_sites)
-from ann2snn.convert import convert
-from ann2snn.errors import UserError
-from ann2snn.neurons import MultiBitIF
-from ann2snn.simulate import set_mode, simulate_snn
+from ann2snn.conversion.convert import convert
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import MultiBitIF
+from ann2snn.conversion.simulate import set_mode, simulate_snn
 
 from helpers import random_batches, tiny_ann
 

@@ -9,13 +9,13 @@
 import pytest
 import torch
 
-from ann2snn.activations import QCFS
+from ann2snn.ann.activations import QCFS
 from ann2snn.cli.main import main
-from ann2snn.convert import convert
-from ann2snn.errors import UserError
-from ann2snn.neurons import MultiBitIF, resolve_cap
-from ann2snn.quantizer import max_count
-from ann2snn.snn import exact_neuron_hint, neuron_settings
+from ann2snn.conversion.convert import convert
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import MultiBitIF, resolve_cap
+from ann2snn.ann.quantizer import max_count
+from ann2snn.conversion.snn import exact_neuron_hint, neuron_settings
 
 from helpers import random_batches, tiny_ann
 
@@ -153,7 +153,7 @@ def test_qcfs_activation_is_one_capped_step():
 
 
 def test_cli_cap_errors(tmp_path, capsys):
-    from ann2snn.checkpoint import FORMAT, save_checkpoint
+    from ann2snn.plumbing.checkpoint import FORMAT, save_checkpoint
 
     ann = tiny_ann("resnet20", "qcfs", width=0.25)
     cfg = {"arch": "resnet20", "dataset": "cifar10", "width": 0.25, "activation": "qcfs", "levels": 4,

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-import ann2snn.checkpoint as checkpoint
-from ann2snn.ann import build_ann, load_ann
-from ann2snn.checkpoint import (FORMAT, atomic_write_text, load_checkpoint, load_state_strict, save_checkpoint,
+import ann2snn.plumbing.checkpoint as checkpoint
+from ann2snn.ann.build import build_ann, load_ann
+from ann2snn.plumbing.checkpoint import (FORMAT, atomic_write_text, load_checkpoint, load_state_strict, save_checkpoint,
                                 strip_prefixes)
-from ann2snn.errors import UserError
-from ann2snn.snn import convert_checkpoint, load_snn
-from ann2snn.train import DEFAULTS
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.snn import convert_checkpoint, load_snn
+from ann2snn.ann.train import DEFAULTS
 
 CONFIG = {**DEFAULTS, "arch": "resnet20", "dataset": "cifar10", "width": 0.25, "lambda_init": 1.0, "epochs": 2}
 

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ann2snn.ann import build_ann
-from ann2snn.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from ann2snn.ann.build import build_ann
+from ann2snn.plumbing.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from ann2snn.cli.main import main, parse_lambda_init
-from ann2snn.snn import convert_checkpoint
-from ann2snn.sweep import parse_T
-from ann2snn.train import DEFAULTS
+from ann2snn.conversion.snn import convert_checkpoint
+from ann2snn.conversion.sweep import parse_T
+from ann2snn.ann.train import DEFAULTS
 
 TINY = {"arch": "resnet20", "dataset": "cifar10", "width": 0.25, "lambda_init": 1.0}
 #: flags that keep a train-ann call cheap (tiny model, no data-driven λ, no progress bars)

@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ann2snn.activations import QCFS, MatchedQuant
-from ann2snn.convert import convert, find_activation_sites
-from ann2snn.errors import UserError
-from ann2snn.neurons import MultiBitIF
-from ann2snn.simulate import neurons_of, reset_neurons, set_mode
+from ann2snn.ann.activations import QCFS, MatchedQuant
+from ann2snn.conversion.convert import convert, find_activation_sites
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import MultiBitIF
+from ann2snn.conversion.simulate import neurons_of, reset_neurons, set_mode
 
 from helpers import tiny_ann
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from ann2snn.data import DATASETS, CifarBatches, balanced_subset, cutout, load_split, random_crop_flip
-from ann2snn.errors import UserError
+from ann2snn.plumbing.data import DATASETS, CifarBatches, balanced_subset, cutout, load_split, random_crop_flip
+from ann2snn.plumbing.errors import UserError
 
 from conftest import UNPACK_CIFAR
 

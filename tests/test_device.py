@@ -10,11 +10,11 @@ import textwrap
 import pytest
 import torch
 
-from ann2snn.device import autocast, check_amp, resolve_device
-from ann2snn.errors import UserError
-from ann2snn.neurons import MultiBitIF
-from ann2snn.simulate import CHUNK_COPIES, CHUNK_MEMORY_FRACTION, auto_time_chunk, chunk_for_memory, simulate_snn
-from ann2snn.snn import convert_ann
+from ann2snn.plumbing.device import autocast, check_amp, resolve_device
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import MultiBitIF
+from ann2snn.conversion.simulate import CHUNK_COPIES, CHUNK_MEMORY_FRACTION, auto_time_chunk, chunk_for_memory, simulate_snn
+from ann2snn.conversion.snn import convert_ann
 
 from helpers import random_batches, tiny_ann
 
@@ -65,7 +65,7 @@ def test_bf16_autocast_keeps_neuron_state_float32_and_is_close():
 def test_matched_identity_still_exact_under_bf16():
     """The activation and the neuron cast to float32 before the shared quantizer, so a matched ANN
     and its MBIF SNN agree exactly at T = 1 under bf16 autocast too."""
-    from ann2snn.simulate import set_mode
+    from ann2snn.conversion.simulate import set_mode
 
     ann = tiny_ann("vgg16", activation="matched", width=0.125, int_bits=1, frac_bits=3)
     snn = convert_ann(ann, {"int_bits": 1, "frac_bits": 3, "v_init": "half-lsb"})
@@ -97,10 +97,10 @@ PEAK = textwrap.dedent("""
     torch.set_num_threads(1)
     sys.path.insert(0, {root!r} + "/tests")
     from helpers import tiny_ann
-    from ann2snn.snn import convert_ann
-    from ann2snn.simulate import simulate_snn
-    from ann2snn.opcount import OpCounter
-    from ann2snn.diagnostics import LayerDiagnostics
+    from ann2snn.conversion.snn import convert_ann
+    from ann2snn.conversion.simulate import simulate_snn
+    from ann2snn.analysis.opcount import OpCounter
+    from ann2snn.analysis.diagnostics import LayerDiagnostics
     snn = convert_ann(tiny_ann("vgg16", width=0.25), {{"int_bits": 1, "frac_bits": 3, "v_init": "half-lsb"}})
     x = torch.randn(200, 3, 32, 32); y = torch.zeros(200, dtype=torch.long)
     observers = lambda: [OpCounter(snn), LayerDiagnostics(snn, [1, {T}])] if {ops} else []

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from ann2snn.activations import QCFS
-from ann2snn.convert import convert
-from ann2snn.diagnostics import LayerDiagnostics
-from ann2snn.simulate import simulate_snn
+from ann2snn.ann.activations import QCFS
+from ann2snn.conversion.convert import convert
+from ann2snn.analysis.diagnostics import LayerDiagnostics
+from ann2snn.conversion.simulate import simulate_snn
 
 from helpers import random_batches, tiny_ann
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ann2snn.cli.main import main
-from ann2snn.simulate import evaluate_ann
-from ann2snn.train import load_data, train_ann
+from ann2snn.conversion.simulate import evaluate_ann
+from ann2snn.ann.train import load_data, train_ann
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,7 +70,7 @@ def test_two_process_training_reports_whole_test_set_accuracy(fake_cifar, tmp_pa
     assert ckpt["epoch"] == 2 and ckpt["complete"]
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(metrics) == 2  # one writer: no duplicated rows
-    from ann2snn.ann import load_ann
+    from ann2snn.ann.build import load_ann
 
     model, _ = load_ann(str(out))
     correct, total = evaluate_ann(model, load_data(ckpt["config"])[1])

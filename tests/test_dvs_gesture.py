@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 
 from ann2snn.cli.train_snn import train_snn_cmd
-from ann2snn.dvs_gesture import FrameBatches, load_split, read_labels, read_recording, to_frames
-from ann2snn.errors import UserError
+from ann2snn.direct.dvs_gesture import FrameBatches, load_split, read_labels, read_recording, to_frames
+from ann2snn.plumbing.errors import UserError
 
 
 def polarity_word(x, y, p, valid=1):
@@ -76,7 +76,7 @@ def test_reader_decodes_exactly_what_was_written(tmp_path):
 
 
 def test_tonic_reader_for_this_format_is_broken_which_is_why_we_walk_packets(tmp_path):
-    """Documents the reason in ann2snn.dvs_gesture's docstring; if tonic fixes it, revisit."""
+    """Documents the reason in ann2snn.direct.dvs_gesture's docstring; if tonic fixes it, revisit."""
     import tonic.io
 
     path = str(tmp_path / "rec.aedat")

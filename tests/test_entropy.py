@@ -12,15 +12,15 @@ from conftest import write_fake_cifar10
 import torch
 from click.testing import CliRunner
 
-from ann2snn.checkpoint import FORMAT, save_checkpoint
+from ann2snn.plumbing.checkpoint import FORMAT, save_checkpoint
 from ann2snn.cli.entropy import entropy_cmd, parse_bits
-from ann2snn.entropy import (PAPER_TABLE1, SpikeCountHistogram, analytic_results, empirical_spike_entropy,
+from ann2snn.analysis.entropy import (PAPER_TABLE1, SpikeCountHistogram, analytic_results, empirical_spike_entropy,
                              entropy_table, neuron_sites, plot_spike_histograms, potential_entropy,
                              spike_entropy, spike_value_probs)
-from ann2snn.errors import UserError
-from ann2snn.neurons import MultiBitIF
-from ann2snn.snn import convert_ann
-from ann2snn.train import DEFAULTS
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import MultiBitIF
+from ann2snn.conversion.snn import convert_ann
+from ann2snn.ann.train import DEFAULTS
 from helpers import random_batches, tiny_ann
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -164,7 +164,7 @@ def test_empirical_histogram_matches_direct_count(ann, batches):
     site = neuron_sites(ann)[2]
     neuron = snn.get_submodule(site)
     expected = torch.zeros(8, dtype=torch.int64)
-    from ann2snn.simulate import reset_neurons
+    from ann2snn.conversion.simulate import reset_neurons
     with torch.no_grad():
         for x, _ in batches:
             reset_neurons(snn)

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ann2snn.calibrate import calibrate_thresholds
-from ann2snn.convert import convert
-from ann2snn.errors import UserError
-from ann2snn.opcheck import check_operations, swap_maxpool_for_avgpool
-from ann2snn.simulate import reset_neurons, set_mode
-from ann2snn.snn import prepare_ann
+from ann2snn.conversion.calibrate import calibrate_thresholds
+from ann2snn.conversion.convert import convert
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.opcheck import check_operations, swap_maxpool_for_avgpool
+from ann2snn.conversion.simulate import reset_neurons, set_mode
+from ann2snn.conversion.snn import prepare_ann
 
 torchvision = pytest.importorskip("torchvision")
 EX = torch.zeros(1, 3, 32, 32)
@@ -110,7 +110,7 @@ def test_scaling_by_a_constant_passes():
 
 
 def real_images(cifar10_dir, n=8, offset=0):
-    from ann2snn.data import DATASETS, CifarBatches, load_split
+    from ann2snn.plumbing.data import DATASETS, CifarBatches, load_split
 
     x, y = load_split("cifar10", cifar10_dir, False)
     return next(iter(CifarBatches(x[offset:offset + n], y[offset:offset + n], DATASETS["cifar10"], n)))[0]

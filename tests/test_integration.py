@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ann2snn.ann import load_ann
+from ann2snn.ann.build import load_ann
 from ann2snn.cli.main import main
-from ann2snn.data import CifarBatches, DATASETS, balanced_subset, load_split
-from ann2snn.snn import convert_ann, load_snn, neuron_settings
-from ann2snn.train import train_ann
+from ann2snn.plumbing.data import CifarBatches, DATASETS, balanced_subset, load_split
+from ann2snn.conversion.snn import convert_ann, load_snn, neuron_settings
+from ann2snn.ann.train import train_ann
 
 pytestmark = pytest.mark.integration
 
@@ -97,14 +97,14 @@ def test_matched_identity_at_T1_on_real_images(cifar10_dir, tmp_path, arch):
         with torch.no_grad():
             assert torch.equal(snn(images), ann(images))
         # and after a save / load round trip of the SNN checkpoint
-        from ann2snn.snn import convert_checkpoint
+        from ann2snn.conversion.snn import convert_checkpoint
         convert_checkpoint(path, {"neuron": "mbif"}, str(tmp_path / "snn.pt"))
         snn2, _ = load_snn(str(tmp_path / "snn.pt"))
         with torch.no_grad():
             assert torch.equal(snn2(images), ann(images))
         # at initialisation (λ from data, before any step) too
-        from ann2snn.ann import build_ann
-        from ann2snn.lambda_init import init_lambda_from_data
+        from ann2snn.ann.build import build_ann
+        from ann2snn.ann.lambda_init import init_lambda_from_data
         torch.manual_seed(0)
         fresh = build_ann(ckpt["config"])
         init_lambda_from_data(fresh, [(images, None)], num_batches=1)
@@ -117,9 +117,9 @@ def test_matched_identity_at_T1_on_real_images(cifar10_dir, tmp_path, arch):
 def test_qcfs_identity_at_T1_with_the_cap_on_real_images(cifar10_dir, tmp_path, arch):
     """A QCFS(L=4) ANN and its MBIF(1+2) SNN capped at K = 4 (v_init half-lsb) give equal logits at
     T = 1, after training (also through a saved SNN checkpoint) and at initialisation (issue 13)."""
-    from ann2snn.ann import build_ann
-    from ann2snn.lambda_init import init_lambda_from_data
-    from ann2snn.snn import convert_checkpoint, exact_neuron_hint
+    from ann2snn.ann.build import build_ann
+    from ann2snn.ann.lambda_init import init_lambda_from_data
+    from ann2snn.conversion.snn import convert_checkpoint, exact_neuron_hint
 
     x, y = load_split("cifar10", cifar10_dir, False)
     images = next(iter(CifarBatches(x[:64], y[:64], DATASETS["cifar10"], 64)))[0]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ann2snn.activations import LAMBDA_MIN, LambdaGuard, QuantClip
-from ann2snn.ann import load_ann
+from ann2snn.ann.activations import LAMBDA_MIN, LambdaGuard, QuantClip
+from ann2snn.ann.build import load_ann
 from ann2snn.cli.main import main
 
 
@@ -29,7 +29,7 @@ def test_adversarial_training_keeps_lambda_positive(fake_cifar, tmp_path, capsys
 
 
 def test_guard_clamps_and_reports_once():
-    from ann2snn.activations import QCFS
+    from ann2snn.ann.activations import QCFS
 
     model = torch.nn.Sequential(QCFS(4, 1.0), QCFS(4, 1.0))
     guard = LambdaGuard(model)

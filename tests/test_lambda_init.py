@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from ann2snn.activations import QCFS, MatchedQuant
-from ann2snn.lambda_init import FALLBACK_LAMBDA, PERCENTILE, init_lambda_from_data
+from ann2snn.ann.activations import QCFS, MatchedQuant
+from ann2snn.ann.lambda_init import FALLBACK_LAMBDA, PERCENTILE, init_lambda_from_data
 
 from helpers import random_batches, tiny_ann
 

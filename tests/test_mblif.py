@@ -13,14 +13,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ann2snn.checkpoint import load_checkpoint
+from ann2snn.plumbing.checkpoint import load_checkpoint
 from ann2snn.cli.train_snn import train_snn_cmd
-from ann2snn.eca import ECA, eca_kernel_size
-from ann2snn.errors import UserError
-from ann2snn.mblif import LIF, MBLIF, multilevel_spike, surrogate_derivative
+from ann2snn.direct.eca import ECA, eca_kernel_size
+from ann2snn.plumbing.errors import UserError
+from ann2snn.direct.mblif import LIF, MBLIF, multilevel_spike, surrogate_derivative
 from ann2snn.models.spiking_resnet import SpikingBasicBlock, mblif_factory, spiking_resnet20
-from ann2snn.train import load_data
-from ann2snn.train_snn import evaluate_steps, load_snn, resolve_config, train_snn
+from ann2snn.ann.train import load_data
+from ann2snn.direct.train_snn import evaluate_steps, load_snn, resolve_config, train_snn
 
 BITS = [(1, 0), (2, 0), (1, 1), (2, 1)]
 

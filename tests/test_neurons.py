@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from ann2snn.activations import QCFS, MatchedQuant
-from ann2snn.errors import UserError
-from ann2snn.neurons import MultiBitIF
+from ann2snn.ann.activations import QCFS, MatchedQuant
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import MultiBitIF
 
 
 def run(neuron, inputs):

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from ann2snn.activations import QCFS
-from ann2snn.bitplane import bitplane_forward, popcount
-from ann2snn.convert import convert
+from ann2snn.ann.activations import QCFS
+from ann2snn.analysis.bitplane import bitplane_forward, popcount
+from ann2snn.conversion.convert import convert
 from ann2snn.models import vgg16
-from ann2snn.neurons import MultiBitIF
-from ann2snn.opcount import E_AC_PJ, E_MAC_PJ, OpCounter, ann_macs, fanout_maps
-from ann2snn.simulate import Observer, evaluate_ann, set_mode, simulate_snn
+from ann2snn.conversion.neurons import MultiBitIF
+from ann2snn.analysis.opcount import E_AC_PJ, E_MAC_PJ, OpCounter, ann_macs, fanout_maps
+from ann2snn.conversion.simulate import Observer, evaluate_ann, set_mode, simulate_snn
 
 from helpers import tiny_ann
 

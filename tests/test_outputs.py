@@ -9,8 +9,8 @@ import time
 import pytest
 
 from ann2snn.cli.main import main
-from ann2snn.errors import UserError
-from ann2snn.outputs import LOCK_NAME, claim_output
+from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.outputs import LOCK_NAME, claim_output
 
 TRAIN = ["train-ann", "--arch", "resnet20", "--width", "0.25", "--epochs", "1", "--batch-size", "5", "--skip-md5",
          "--quiet"]
@@ -67,7 +67,7 @@ def test_convert_removes_only_its_own_stale_temporary(tmp_path):
     assert sorted(os.listdir(folder)) == ["b.pt.k3j4h5g6.tmp"]
 
 
-HOLD = ("import sys, time\nfrom ann2snn.outputs import claim_output\n"
+HOLD = ("import sys, time\nfrom ann2snn.plumbing.outputs import claim_output\n"
         "with claim_output(sys.argv[1], sys.argv[2]):\n    print('held', flush=True)\n    time.sleep(60)\n")
 
 

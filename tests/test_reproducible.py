@@ -10,8 +10,8 @@
 import pytest
 import torch
 
-from ann2snn.convert import convert
-from ann2snn.simulate import record_spike_counts, simulate_snn
+from ann2snn.conversion.convert import convert
+from ann2snn.conversion.simulate import record_spike_counts, simulate_snn
 
 from helpers import random_batches, tiny_ann
 

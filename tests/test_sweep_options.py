@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 
 from ann2snn.cli.main import main
-from ann2snn.snn import calibrate_settings, convert_ann, neuron_settings
-from ann2snn.ann import load_ann
+from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings
+from ann2snn.ann.build import load_ann
 
 
 def train_tiny(fake_cifar, tmp_path, activation):
@@ -75,9 +75,9 @@ def test_absurd_T_is_refused_before_any_work(tmp_path, capsys):
 
 
 def test_work_estimate_refuses_what_cannot_finish():
-    from ann2snn.convert import convert
-    from ann2snn.errors import UserError
-    from ann2snn.sweep import check_work
+    from ann2snn.conversion.convert import convert
+    from ann2snn.plumbing.errors import UserError
+    from ann2snn.conversion.sweep import check_work
 
     from helpers import random_batches, tiny_ann
 

@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from ann2snn.activations import QCFS
-from ann2snn.convert import convert
-from ann2snn.simulate import reset_neurons
+from ann2snn.ann.activations import QCFS
+from ann2snn.conversion.convert import convert
+from ann2snn.conversion.simulate import reset_neurons
 
 LAM = 1.0
 X = torch.arange(-64, 160, dtype=torch.float32) / 64  # dyadic inputs: every sum below is exact

@@ -10,8 +10,8 @@ also run under other kernel sets and thread counts by ``.ci/run`` (marker ``exac
 import pytest
 import torch
 
-from ann2snn.convert import convert
-from ann2snn.simulate import Observer, neurons_of, reset_neurons, simulate_snn
+from ann2snn.conversion.convert import convert
+from ann2snn.conversion.simulate import Observer, neurons_of, reset_neurons, simulate_snn
 
 from helpers import random_batches, tiny_ann
 

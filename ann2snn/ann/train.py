@@ -1,0 +1,255 @@
+"""Train a quantization-clip ANN (QCFS or matched activation) on CIFAR, with exact resume.
+
+Defaults follow QCFS for CIFAR (Bu et al., ICLR 2022): SGD with momentum 0.9, lr 0.1, weight decay
+5e-4 on every parameter, cosine schedule over all epochs, batch 128, 300 epochs. Each epoch ends
+with a test evaluation, an atomically written checkpoint (weights, λs, optimizer, scheduler, RNG
+state, full config) and an atomically rewritten ``metrics.csv``. The last epoch's checkpoint is the
+one that is converted: nothing is selected on the test set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ann2snn.ann.build import build_ann
+from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_checkpoint, load_state_strict, save_checkpoint
+from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, load_split
+from ann2snn.plumbing.device import autocast, check_amp, place, resolve_device
+from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, device_for, local_batch, setup
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.simulate import evaluate_ann
+
+DEFAULTS = {
+    "arch": "vgg16", "dataset": "cifar10", "activation": "qcfs", "levels": 4, "int_bits": 1, "frac_bits": 3,
+    "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+    "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
+    "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
+}
+#: config keys that may differ when resuming (they do not change what is computed, only where)
+RESUME_FREE = {"data_dir", "download", "skip_md5", "device"}
+
+CKPT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.csv"
+
+
+def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()):
+    """Train and test batches for a config (train subset / test subset applied), kept on ``device``.
+
+    Under distributed training (``d.world > 1``) each rank gets its share of both splits and
+    ``batch_size / world`` samples per training batch (see :mod:`ann2snn.plumbing.distributed`).
+    """
+    info = dataset_info(config["dataset"])
+    xtr, ytr = load_split(config["dataset"], config["data_dir"], True, config["download"], config["skip_md5"])
+    xte, yte = load_split(config["dataset"], config["data_dir"], False, config["download"], config["skip_md5"])
+    if config.get("subset"):
+        idx = balanced_subset(ytr, config["subset"], config["seed"], info.num_classes)
+        xtr, ytr = xtr[idx], ytr[idx]
+    if config.get("test_subset"):
+        idx = balanced_subset(yte, config["test_subset"], 0, info.num_classes)
+        xte, yte = xte[idx], yte[idx]
+    train = CifarBatches(xtr, ytr, info, local_batch(d, config["batch_size"]), config["augment"], shuffle=True,
+                         seed=config["seed"], device=device, rank=d.rank, world=d.world)
+    test = CifarBatches(xte, yte, info, 500, device=device, rank=d.rank, world=d.world)
+    return train, test
+
+
+def _check_config(config: dict) -> None:
+    for key in ("subset", "test_subset"):
+        if config.get(key) is not None and not (isinstance(config[key], int) and config[key] >= 1):
+            raise UserError(f"--{key.replace('_', '-')} must be a number of images >= 1 (leave it out for all), "
+                            f"got {config[key]!r}")
+    for key in ("epochs", "batch_size"):
+        if not (isinstance(config[key], int) and config[key] >= 1):
+            raise UserError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {config[key]!r}")
+    if not 0 < config["lr"] < float("inf"):
+        raise UserError(f"--lr must be a finite number > 0, got {config['lr']}")
+    if not 0 <= config["weight_decay"] < float("inf"):
+        raise UserError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']}")
+    if not 0 <= config["momentum"] < 1:
+        raise UserError(f"--momentum must be in [0, 1), got {config['momentum']}")
+    check_amp(config.get("amp"))
+
+
+def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, load) -> tuple[dict, dict | None, str]:
+    """Check a run folder and, with ``resume``, load its checkpoint.
+
+    Args:
+        config: the full requested settings (defaults filled in).
+        load: ``load(path) -> checkpoint dict`` for this kind of run.
+
+    Returns:
+        ``(config, state, ckpt_path)``: on resume the stored config (only :data:`RESUME_FREE` keys
+        taken from ``config``) and the stored checkpoint; else ``config`` and None.
+
+    Raises:
+        UserError: ``out_dir`` is a file, holds a run without ``resume`` (or none with it), or an
+            explicit setting contradicts the stored one.
+    """
+    from ann2snn.plumbing.checkpoint import check_output_dir
+
+    check_output_dir(out_dir)
+    ckpt_path = os.path.join(out_dir, CKPT_NAME)
+    if not resume:
+        if os.path.exists(ckpt_path):
+            raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
+        return config, None, ckpt_path
+    if not os.path.isfile(ckpt_path):
+        raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
+    state = load(ckpt_path)
+    stored = state["config"]
+    clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and config[k] != stored[k]]
+    if clash:
+        k = sorted(clash)[0]
+        raise UserError(f"--{k.replace('_', '-')} {config[k]} differs from the resumed run's {stored[k]}; "
+                        "a resumed run keeps its settings (drop the flag, or start a new --out)")
+    return {**stored, **{k: config[k] for k in RESUME_FREE}}, state, ckpt_path
+
+
+def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state: dict | None, ckpt_path: str,
+        progress: bool = True, stop_after: int | None = None, after_epoch=None,
+        device: torch.device = torch.device("cpu"), d: Dist = Dist()) -> str:
+    """The training loop shared by ``train-ann`` and ``train-snn``.
+
+    SGD (momentum, weight decay on every parameter) with a cosine schedule over ``config['epochs']``,
+    cross-entropy on ``model(x)``. After each epoch: ``evaluate(model, test) -> dict`` of test
+    columns (must hold ``test_acc``; under DDP it must sum its counts over ranks), then an atomic
+    checkpoint (weights, optimizer, scheduler, RNG state, config, metrics) and ``metrics.csv``, then
+    ``after_epoch(model, row)`` if given. ``state`` (from :func:`open_run`) restores all of that
+    first, so a resumed run continues exactly.
+
+    The model runs on ``device`` (``channels_last`` on CUDA), under bfloat16 autocast when
+    ``config['amp'] == 'bf16'``, and inside ``DistributedDataParallel`` when ``d.world > 1``; only
+    rank 0 writes files and prints. Losses and accuracies are summed on the device and read once
+    per epoch (and every 50 steps for the progress bar), so the step loop does not wait on the host.
+    """
+    out_dir = os.path.dirname(ckpt_path)
+    model = place(model, device)
+    amp = config.get("amp", "none")
+    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+                                weight_decay=config["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    metrics: list[dict] = []
+    start = 0
+    if state is not None:
+        load_state_strict(model, state["model_state"], source=ckpt_path)
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        torch.set_rng_state(state["rng_state"])
+        if device.type == "cuda" and state.get("cuda_rng_state") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng_state"], device)
+        metrics = list(state["metrics"])
+        start = state["epoch"]
+        if start >= config["epochs"]:
+            if d.is_main:
+                print(f"run in {out_dir} is already complete ({start} of {config['epochs']} epochs)")
+            return ckpt_path
+    net = model
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loss_fn = nn.CrossEntropyLoss()
+    from ann2snn.ann.activations import LambdaGuard
+
+    guard = LambdaGuard(model)
+    end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
+    show = progress and d.is_main
+    for epoch in range(start, end):
+        t0 = time.time()
+        net.train()
+        train.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss·n, correct, seen
+        bar = tqdm(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show, leave=False)
+        for step, (x, y) in enumerate(bar):
+            with autocast(device, amp):
+                out = net(x)
+            loss = loss_fn(out.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            guard.after_step()
+            sums += torch.stack([loss.detach().double() * len(y), (out.argmax(1) == y).sum().double(),
+                                 torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
+            if step % 50 == 0:
+                for line in guard.report():
+                    if d.is_main:
+                        tqdm.write(line, file=sys.stderr)
+                if show:
+                    s = sums.tolist()
+                    bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
+        scheduler.step()
+        for line in guard.report():
+            if d.is_main:
+                tqdm.write(line, file=sys.stderr)
+        if d.enabled:  # each rank updated BN running stats with its own last batch: evaluate rank 0's model
+            import torch.distributed as dist
+
+            for buf in model.buffers():
+                dist.broadcast(buf, src=0)
+        loss_sum, correct, seen = all_reduce_sum(d, sums).tolist()
+        with autocast(device, amp):
+            tests = evaluate(model, test)
+        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, **tests, "lr": lr,
+               "seconds": time.time() - t0}
+        metrics.append(row)
+        if d.is_main:
+            save_checkpoint({
+                "kind": kind, "format": FORMAT, "config": config, "epoch": epoch + 1,
+                "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
+                "optimizer_state": optimizer.state_dict(),
+                "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
+                "cuda_rng_state": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "metrics": metrics, "complete": epoch + 1 == config["epochs"],
+            }, ckpt_path)
+            atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
+            if after_epoch is not None:
+                after_epoch(model, row)
+            # one line per epoch, also with --quiet (which only hides the progress bars)
+            tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
+                       f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
+        barrier(d)
+    return ckpt_path
+
+
+def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
+              stop_after: int | None = None, progress: bool = True) -> str:
+    """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
+
+    Args:
+        config: run settings; missing keys take :data:`DEFAULTS`.
+        out_dir: run folder; holds ``checkpoint.pt`` and ``metrics.csv``.
+        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
+        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
+        stop_after: stop after this many epochs in total (used to emulate a killed run).
+
+    Raises:
+        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
+            (or none with it), or explicit settings that contradict the run being resumed.
+    """
+    config, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit,
+                                        lambda path: load_checkpoint(path, kind="ann"))
+    _check_config(config)
+    d = setup(config["device"])
+    device = device_for(d, resolve_device(config["device"]))
+    torch.manual_seed(config["seed"])
+    model = build_ann(config)
+    train, test = load_data(config, device, d)
+    if config["lambda_init"] == "auto" and state is None:
+        from ann2snn.ann.lambda_init import init_lambda_from_data
+        init_lambda_from_data(model.to(device), train)  # under DDP, rank 0's λs reach every rank in fit()
+
+    def evaluate(model, test):
+        correct, total = evaluate_ann(model, test)
+        correct, total = all_reduce_sum(d, torch.tensor([correct, total], dtype=torch.int64, device=device)).tolist()
+        return {"test_acc": correct / total}
+
+    return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after,
+               device=device, d=d)

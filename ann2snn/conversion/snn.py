@@ -1,0 +1,225 @@
+"""Converted-SNN checkpoints: choose neuron settings, save, and load back strictly."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import nn
+
+from ann2snn.ann.build import build_ann, load_ann
+from ann2snn.plumbing.checkpoint import FORMAT, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
+from ann2snn.conversion.convert import convert
+from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.neurons import V_INIT_MODES, resolve_cap
+from ann2snn.ann.quantizer import check_bits, max_count
+from ann2snn.conversion.simulate import neurons_of
+
+EXAMPLE_SHAPE = (1, 3, 32, 32)
+
+
+def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, frac_bits: int | None = None,
+                    v_init: str = "half-lsb", warn=None, cap=None) -> dict:
+    """Resolve ``--neuron if|mbif``, optional bits and the per-step ceiling against the source ANN.
+
+    IF is MBIF(1, 0). ``mbif`` defaults to 1+3 (the seed's), or to the ANN's own bits when the ANN
+    uses the matched activation. Converting a matched ANN to other bits, or to IF, is allowed with
+    one warning line: the T = 1 identity then no longer holds. ``cap`` (``full``, ``theta`` or a
+    count K, :func:`ann2snn.conversion.neurons.resolve_cap`) is stored as ``"cap": K`` only when it binds
+    (K < 2^(m+n) − 1); otherwise ``"cap"`` is ``None``.
+
+    Raises:
+        UserError: unknown neuron or v_init, bits or a cap given with ``if``, bits or cap out of range.
+    """
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    if v_init not in V_INIT_MODES:
+        raise UserError(f"unknown --v-init {v_init!r}: use one of {', '.join(V_INIT_MODES)}")
+    matched = ann_config.get("activation") == "matched"
+    if neuron == "if":
+        if (int_bits not in (None, 1)) or (frac_bits not in (None, 0)):
+            raise UserError("--neuron if is MBIF(1,0): drop --int-bits/--frac-bits, or use --neuron mbif")
+        if cap not in (None, "full"):
+            raise UserError("--neuron if already sends at most θ per step (K = 1): drop --cap, or use --neuron mbif")
+        m, n = 1, 0
+    elif neuron == "mbif":
+        default = (ann_config["int_bits"], ann_config["frac_bits"]) if matched else (1, 3)
+        m = default[0] if int_bits is None else int_bits
+        n = default[1] if frac_bits is None else frac_bits
+    else:
+        raise UserError(f"unknown neuron {neuron!r}: use 'if' or 'mbif'")
+    check_bits(m, n)
+    k = resolve_cap(cap, m, n)
+    if matched and (m, n) != (ann_config["int_bits"], ann_config["frac_bits"]):
+        warn(f"the ANN was trained with the matched {ann_config['int_bits']}+{ann_config['frac_bits']} activation; "
+             f"converting to {m}+{n} loses the exact T=1 identity")
+    return {"neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n, "v_init": v_init,
+            "cap": k if k < max_count(m, n) else None}
+
+
+def exact_neuron_hint(ann_config: dict) -> str | None:
+    """For a QCFS(L) ANN with L = 2^n: the neuron that reproduces it exactly at T = 1, as CLI flags.
+
+    One MBIF(1, n) step from ``v_0 = q/2`` with θ = λ and the count capped at K = L is QCFS(L)
+    (both call :func:`ann2snn.ann.quantizer.fire_count`; DESIGN §3). None for other ANNs.
+    """
+    levels = ann_config.get("levels", 4)
+    if ann_config.get("activation", "qcfs") != "qcfs" or levels < 1 or levels & (levels - 1):
+        return None
+    n = levels.bit_length() - 1
+    if n == 0:
+        return "--neuron if --v-init half-lsb"
+    return f"--neuron mbif --int-bits 1 --frac-bits {n} --cap {levels} --v-init half-lsb"
+
+
+def prepare_ann(ann: nn.Module, fold_bn: bool = False) -> nn.Module:
+    """Check every operation (:func:`ann2snn.conversion.opcheck.check_operations`, on the user's own model, so
+    a refusal names the user's line), optionally fold BN into convs, then give every ReLU call site
+    (``nn.ReLU`` modules or ``F.relu`` / ``torch.relu`` / ``x.relu()`` calls) its own site module."""
+    from ann2snn.conversion.calibrate import fold_batchnorm, prepare_relu_sites
+    from ann2snn.conversion.opcheck import check_operations
+
+    relu_calls = check_operations(ann, torch.zeros(EXAMPLE_SHAPE))
+    if fold_bn:
+        ann = fold_batchnorm(ann)
+    if relu_calls or any(isinstance(m, nn.ReLU) for m in ann.modules()):
+        ann = prepare_relu_sites(ann, torch.zeros(EXAMPLE_SHAPE))
+    return ann
+
+
+def convert_ann(ann: nn.Module, settings: dict) -> nn.Module:
+    """Convert a loaded ANN with :func:`neuron_settings`' output (plus optional ``fold_bn`` and
+    calibrated ``thresholds`` from :func:`calibrate_settings`)."""
+    ann = prepare_ann(ann, settings.get("fold_bn", False))
+    return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"],
+                   thresholds=settings.get("thresholds"), cap=settings.get("cap"))
+
+
+def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
+                       fold_bn: bool, data_dir: str, download: bool = False, skip_md5: bool = False) -> dict:
+    """Add calibrated thresholds (``threshold`` = max | percentile:P) to ``settings``.
+
+    Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order.
+    With ``threshold == "lambda"`` the λs are the thresholds; a ReLU ANN then is an error.
+
+    Raises:
+        UserError: a bad threshold spec, ``lambda`` for a ReLU network, or data problems.
+    """
+    from ann2snn.conversion.calibrate import calibrate_thresholds, parse_threshold
+    from ann2snn.plumbing.data import CifarBatches, dataset_info, load_split
+
+    mode, _ = parse_threshold(threshold)
+    settings = {**settings, "threshold": threshold, "fold_bn": bool(fold_bn)}
+    if mode == "lambda":
+        if ann_config.get("activation") == "relu":
+            raise UserError("a ReLU network has no λ: calibrate its thresholds with --threshold max or percentile:P")
+        return settings
+    prepared = prepare_ann(ann, fold_bn)
+    x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
+    batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
+    thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches)
+    return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
+
+
+def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
+    """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
+
+    ``calibration`` holds the keyword arguments of :func:`calibrate_settings` after ``settings``
+    (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ.
+    The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
+    Returns the saved checkpoint dict.
+    """
+    ann, ckpt = load_ann(ann_path)
+    settings = neuron_settings(ann_config=ckpt["config"], **settings_args)
+    if calibration is not None:
+        settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)
+    elif ckpt["config"].get("activation") == "relu":
+        raise UserError("a ReLU network has no λ: calibrate its thresholds with --threshold max or percentile:P")
+    snn = convert_ann(ann, settings)
+    out = {
+        "kind": "snn", "format": FORMAT, "config": ckpt["config"], "conversion": settings,
+        "source": {"path": ckpt["path"], "sha256": file_sha256(ckpt["path"]), "epoch": ckpt.get("epoch"),
+                   "complete": ckpt.get("complete"), "metrics": ckpt.get("metrics", [])[-1:]},
+        "model_state": snn.state_dict(),
+    }
+    save_checkpoint(out, out_path)
+    return out
+
+
+USER_MODEL = "user-model"  # config["arch"] of an SNN converted from the user's own model (save_snn)
+
+
+def save_snn(snn: nn.Module, path: str) -> dict:
+    """Save an SNN made by :func:`ann2snn.convert_model` from your own model, atomically.
+
+    The file holds the weights, every neuron's θ and the conversion settings (bits, v_init, cap,
+    fold_bn, the probe's input shape), loadable with ``torch.load(weights_only=True)``. Load it with
+    :func:`load_snn` and a fresh instance of the same model class: ``load_snn(path, ann=MyNet())``.
+
+    Returns:
+        The saved checkpoint dict.
+
+    Raises:
+        UserError: ``snn`` was not made by ``convert_model`` (no conversion settings on it), or
+            its neurons no longer share one setting.
+    """
+    conversion = getattr(snn, "ann2snn_conversion", None)
+    if not isinstance(conversion, dict):
+        raise UserError("this network carries no conversion settings: save an SNN returned by "
+                        "ann2snn.convert_model (SNNs of `ann2snn convert` are saved by that command)")
+    kinds = {(m.int_bits, m.frac_bits, m.v_init, m.cap) for m in neurons_of(snn)}
+    if len(kinds) != 1:
+        raise UserError(f"the neurons have {len(kinds)} different settings; save_snn stores one setting for all")
+    m, n, v_init, k = kinds.pop()
+    settings = {**conversion, "neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n,
+                "v_init": v_init, "cap": k if k < max_count(m, n) else None}
+    out = {"kind": "snn", "format": FORMAT, "conversion": settings,
+           "config": {"arch": USER_MODEL, "model_class": conversion.get("model_class")},
+           "model_state": snn.state_dict()}
+    save_checkpoint(out, path)
+    return out
+
+
+def load_snn(path: str, ann: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a converted SNN from its checkpoint, strictly (every key, every θ > 0).
+
+    Args:
+        path: an SNN checkpoint from ``ann2snn convert`` or :func:`save_snn`.
+        ann: for a :func:`save_snn` file, a fresh instance of the model it was converted from (its
+            weights are replaced by the file's); None for ``ann2snn convert`` checkpoints, whose
+            architecture is in the file.
+
+    Returns:
+        ``(snn, checkpoint dict)``; the SNN is in eval mode with its neurons in SNN mode.
+
+    Raises:
+        UserError: missing/corrupt file, an ANN checkpoint, unmatched keys, a θ <= 0, or a
+            :func:`save_snn` file without ``ann``.
+    """
+    ckpt = load_checkpoint(path, kind="snn")
+    settings = ckpt["conversion"]
+    if ckpt["config"].get("arch") == USER_MODEL:
+        if ann is None:
+            raise UserError(f"{ckpt['path']} was converted from your own model ({ckpt['config'].get('model_class')}): "
+                            "load it in Python with ann2snn.load_snn(path, ann=<a fresh instance of that model>)")
+        skeleton = prepare_ann(ann.eval(), settings.get("fold_bn", False))
+        example = torch.zeros(tuple(settings.get("example_shape", EXAMPLE_SHAPE)))
+        sites = [n for n, _ in skeleton.named_modules() if n and _is_site(skeleton.get_submodule(n))]
+        snn = convert(skeleton, example, settings["int_bits"], settings["frac_bits"], settings["v_init"],
+                      thresholds={s: 1.0 for s in sites}, cap=settings.get("cap"))  # θ comes from the file
+        snn.ann2snn_conversion = {k: settings[k] for k in ("fold_bn", "example_shape", "model_class", "threshold")
+                                  if k in settings}
+    else:
+        if ann is not None:
+            raise UserError(f"{ckpt['path']} is a toolkit network ({ckpt['config'].get('arch')}), rebuilt from the "
+                            "file: call load_snn(path) without ann")
+        snn = convert_ann(build_ann(ckpt["config"]).eval(), settings)
+    load_state_strict(snn, ckpt["model_state"], source=ckpt["path"])
+    for neuron in neurons_of(snn):
+        neuron.check_theta()
+    return snn.eval(), ckpt
+
+
+def _is_site(m: nn.Module) -> bool:
+    from ann2snn.conversion.opcheck import SITE_TYPES
+
+    return isinstance(m, SITE_TYPES)

@@ -1,0 +1,237 @@
+"""CIFAR-10/100 as uint8 tensors in memory, with batched tensor augmentation.
+
+Files are read by ``torchvision.datasets`` (decoded once), then kept as ``uint8 [N, 3, 32, 32]``.
+Augmentation runs on whole batches of tensors: random crop 32 with 4-pixel zero padding and a
+horizontal flip at rate 0.5 (the standard CIFAR recipe), or QCFS's AutoAugment (CIFAR-10 policy, from
+torchvision) + Cutout(16) (DeVries & Taylor 2017). Normalisation uses the dataset's mean and std.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+from torchvision import datasets
+
+from ann2snn.plumbing.errors import UserError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    cls: type
+    folder: str
+    num_classes: int
+    mean: tuple
+    std: tuple
+
+
+DATASETS = {
+    "cifar10": DatasetInfo("cifar10", datasets.CIFAR10, "cifar-10-batches-py", 10,
+                           (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo("cifar100", datasets.CIFAR100, "cifar-100-python", 100,
+                            (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+AUGMENTS = ("crop-flip", "autoaugment", "none")
+
+
+def default_data_dir() -> str:
+    """``$ANN2SNN_DATA`` if set, else ``./data``."""
+    return os.environ.get("ANN2SNN_DATA", "./data")
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Raises UserError for an unknown dataset name."""
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _no_md5(cls: type) -> type:
+    """A subclass of a torchvision CIFAR class whose data files skip the MD5 check.
+
+    ``meta`` keeps no checksum either. Only used with the explicit ``skip_md5`` option.
+    """
+    return type(cls.__name__ + "NoMD5", (cls,), {
+        "train_list": [[name, None] for name, _ in cls.train_list],
+        "test_list": [[name, None] for name, _ in cls.test_list],
+        "meta": {**cls.meta, "md5": None},
+    })
+
+
+def load_split(name: str, root: str, train: bool, download: bool = False,
+               skip_md5: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one split of CIFAR-10/100 with torchvision, decoded once.
+
+    Returns:
+        ``(images, labels)``: ``uint8 [N, 3, 32, 32]`` and ``int64 [N]``.
+
+    Raises:
+        UserError: the files are missing (and ``download`` is off), or fail torchvision's MD5
+            check (pass ``skip_md5`` to load them anyway; that is logged on stderr).
+    """
+    info = dataset_info(name)
+    folder = os.path.join(root, info.folder)
+    if not download and not os.path.isdir(folder):
+        raise UserError(
+            f"{name} not found: expected torchvision's files in {folder}. Pass --download to fetch "
+            f"them (online), or point --data-dir / $ANN2SNN_DATA at a folder holding {info.folder}/"
+        )
+    cls = info.cls
+    if skip_md5:
+        print(f"warning: loading {name} from {folder} WITHOUT torchvision's MD5 check (--skip-md5)",
+              file=sys.stderr)
+        cls = _no_md5(cls)
+    try:
+        ds = cls(root, train=train, download=download)
+    except RuntimeError:
+        hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass --skip-md5."
+        raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
+    except OSError as e:  # download failures
+        raise UserError(f"could not get {name} into {folder}: {e}") from None
+    except Exception as e:  # a corrupt file that skipped the MD5 check
+        raise UserError(f"{name} in {folder} could not be read ({type(e).__name__}: {e}); re-fetch the files") from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    return images, labels
+
+
+def balanced_subset(labels: torch.Tensor, n: int, seed: int, num_classes: int) -> torch.Tensor:
+    """Indices of a fixed, seeded, class-balanced subset of ``n`` samples (sorted).
+
+    Each class gets ``n // num_classes`` samples; the remainder goes one each to the lowest class
+    numbers. The same ``(labels, n, seed)`` always gives the same subset.
+
+    Raises:
+        UserError: if ``n`` is not positive or a class has too few samples.
+    """
+    if n <= 0:
+        raise UserError(f"--subset must be a positive number of samples, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(num_classes):
+        want = n // num_classes + (1 if c < n % num_classes else 0)
+        idx = torch.nonzero(labels == c).flatten()
+        if want > len(idx):
+            raise UserError(f"--subset {n} asks for {want} samples of class {c}, which has only {len(idx)}")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:want]])
+    return torch.sort(torch.cat(picks)).values
+
+
+def random_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Batched random crop (zero padding ``padding``) and horizontal flip at rate 0.5.
+
+    ``x``: ``[B, C, H, W]`` (any dtype) → same shape; offsets are uniform in ``[0, 2·padding]``.
+    """
+    b, c, h, w = x.shape
+    dev = x.device  # offsets come from the (CPU) generator, the indexing runs where x lives
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=g).to(dev)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=g).to(dev)
+    rows = (oy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+    out = padded[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+                 rows, cols]
+    flip = (torch.rand(b, generator=g) < 0.5).to(dev)
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def cutout(x: torch.Tensor, g: torch.Generator, size: int = 16) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): zero one ``size``×``size`` square per image, its centre
+    uniform over the image and the square clipped at the border. ``x``: ``[B, C, H, W]`` float."""
+    b, _, h, w = x.shape
+    dev = x.device
+    cy = torch.randint(0, h, (b,), generator=g).to(dev)[:, None, None]
+    cx = torch.randint(0, w, (b,), generator=g).to(dev)[:, None, None]
+    ys = torch.arange(h, device=dev)[None, :, None]
+    xs = torch.arange(w, device=dev)[None, None, :]
+    inside = (ys >= cy - size // 2) & (ys < cy + size // 2) & (xs >= cx - size // 2) & (xs < cx + size // 2)
+    return x.masked_fill(inside[:, None], 0.0)
+
+
+class CifarBatches:
+    """Iterable over normalised ``(images float32 [B, 3, 32, 32], labels int64 [B])`` batches.
+
+    Args:
+        images, labels: a split from :func:`load_split` (or a subset of it).
+        info: the dataset's :class:`DatasetInfo` (mean and std).
+        batch_size: samples per batch; the last batch may be smaller.
+        augment: ``crop-flip``, ``autoaugment`` (AutoAugment CIFAR-10 policy + crop-flip + Cutout(16),
+            as in QCFS) or ``none``.
+        shuffle: reshuffle each epoch.
+        seed: base seed; epoch e uses generator seed ``seed * 100003 + e`` for order and
+            augmentation, so a resumed run sees exactly the batches it would have seen.
+        device: where the whole split is kept (as uint8) and augmented: batches never cross
+            from host to device during an epoch.
+        rank, world: this process's share under distributed data parallel (``world`` > 1). For
+            training (``shuffle``), ``torch.utils.data.DistributedSampler`` (``drop_last``) picks
+            the rank's indices each epoch, and the augmentation generator is offset by the rank.
+            For evaluation each rank takes samples ``rank, rank + world, ...``: every sample exactly
+            once (DistributedSampler pads by repeating samples, which would bias summed counts).
+    """
+
+    def __init__(self, images, labels, info: DatasetInfo, batch_size: int, augment: str = "none",
+                 shuffle: bool = False, seed: int = 0, device: str | torch.device = "cpu", rank: int = 0,
+                 world: int = 1):
+        if augment not in AUGMENTS:
+            raise UserError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTS)}")
+        if batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+        if world > 1 and len(labels) < world:
+            raise UserError(f"{len(labels)} samples cannot be shared by {world} processes: use a larger "
+                            "--subset / --test-subset, or fewer processes")
+        self.device = torch.device(device)
+        self.images, self.labels, self.info = images.to(self.device), labels.to(self.device), info
+        self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed
+        self.rank, self.world = rank, world
+        self.epoch = 0
+        self.mean = torch.tensor(info.mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(info.std, device=self.device).view(1, 3, 1, 1)
+        self._autoaugment = None
+        if augment == "autoaugment":
+            from torchvision.transforms import v2
+
+            self._autoaugment = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next iteration uses."""
+        self.epoch = epoch
+
+    def _order(self, g: torch.Generator) -> torch.Tensor:
+        n = len(self.labels)
+        if self.world == 1:
+            return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        if not self.shuffle:
+            return torch.arange(self.rank, n, self.world)
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True,
+                                     seed=self.seed, drop_last=True)
+        sampler.set_epoch(self.epoch)
+        g.manual_seed((self.seed * 100003 + self.epoch) * 1009 + self.rank)  # augmentation differs per rank
+        return torch.tensor(list(sampler), dtype=torch.int64)
+
+    def __len__(self) -> int:
+        n = len(self._order(torch.Generator()))
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        order = self._order(g)
+        n = len(order)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size].to(self.device)
+            x, y = self.images[idx], self.labels[idx]
+            if self._autoaugment is not None:  # per image, the slower faithful option
+                x = torch.stack([self._autoaugment(img) for img in x])
+            if self.augment != "none":
+                x = random_crop_flip(x, g)
+            x = (x.float() / 255.0 - self.mean) / self.std
+            if self._autoaugment is not None:
+                x = cutout(x, g)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)  # as the model (ann2snn.plumbing.device.place)
+            yield x, y

@@ -1,0 +1,61 @@
+"""Where a run computes: device choice, bfloat16 autocast and memory format.
+
+``--device auto`` picks CUDA when ``torch.cuda.is_available()``, else the CPU. ``--amp bf16`` runs
+convolutions and linear layers under ``torch.autocast`` in bfloat16; activations and neurons cast
+their input to float32 first, so every quantizer step and every membrane potential stays float32
+(see :func:`ann2snn.conversion.neurons.MultiBitIF._step` for why: bfloat16 keeps 8 significant bits, so near
+the threshold it cannot hold the small charges a neuron integrates over many steps). On CUDA the
+model is put in ``channels_last`` memory format, which the convolution kernels prefer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from ann2snn.plumbing.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("none", "bf16")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → CUDA if available, else CPU; ``cpu``; ``cuda`` (or ``cuda:N``).
+
+    Raises:
+        UserError: an unknown name, or CUDA asked for on a machine without it.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: this machine has no CUDA GPU that torch can use (try --device cpu)")
+        return torch.device(name)
+    raise UserError(f"unknown --device {name!r}: use auto, cpu or cuda")
+
+
+def check_amp(amp: str | None) -> str:
+    """``None``/``"none"`` → ``"none"``; ``"bf16"`` stays; anything else raises UserError."""
+    amp = "none" if amp is None else amp
+    if amp not in AMP_MODES:
+        raise UserError(f"unknown --amp {amp!r}: use none or bf16")
+    return amp
+
+
+def autocast(device: torch.device, amp: str | None):
+    """A context that runs matmuls / convolutions in bfloat16 when ``amp == "bf16"`` (else nothing)."""
+    if check_amp(amp) == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def place(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device``; on CUDA also to ``channels_last`` memory format."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
