@@ -140,3 +140,27 @@ def test_an_operation_nir_cannot_express_is_refused_by_name():
     snn = ann2snn.convert_model(Odd().eval(), calibration=[(torch.rand(8, 3, 32, 32), None)], calib_batches=1)
     with pytest.raises(ann2snn.UserError, match="'pool'.*padding"):
         snn_to_nir(snn)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_networks_from_a_real_train_ann_run_export_and_run_in_sinabs(cifar10_dir, tmp_path, arch):
+    from ann2snn.cli.main import main
+    from ann2snn.conversion.snn import load_snn
+    from test_foreign_models import real_images
+
+    run = tmp_path / "run"
+    assert main(["train-ann", "--arch", arch, "--width", "0.125", "--epochs", "1", "--subset", "1000",
+                 "--test-subset", "200", "--batch-size", "64", "--data-dir", cifar10_dir, "--out", str(run),
+                 "--quiet"]) == 0
+    assert main(["convert", "--checkpoint", str(run), "--neuron", "mbif", "--v-init", "zero",
+                 "--out", str(tmp_path / "snn.pt")]) == 0
+    assert main(["export-nir", "--checkpoint", str(tmp_path / "snn.pt"), "--out", str(tmp_path / "m.nir")]) == 0
+    snn, _ = load_snn(str(tmp_path / "snn.pt"))
+    x = real_images(cifar10_dir, n=8, offset=100)
+    net = to_sinabs(str(tmp_path / "m.nir"), batch_size=8)
+    ours = ann2snn.simulate_logits(snn, x, 16).sum(0)
+    with torch.no_grad():
+        theirs = torch.stack([net(x) for _ in range(16)]).sum(0)
+    assert (ours.argmax(1) == theirs.argmax(1)).sum() >= 6
+    assert (ours - theirs).abs().max() < 0.1 * ours.abs().max()
