@@ -62,6 +62,34 @@ def _no_md5(cls: type) -> type:
     })
 
 
+_UNPACK = os.path.join("..", "shared", "data", "unpack_cifar.py")
+
+
+def offline_copy() -> str | None:
+    """The packed offline datasets of this project's machines: ``../shared/data/unpack_cifar.py`` next to
+    the working folder or next to this checkout, or None."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for base in (os.getcwd(), os.path.dirname(os.path.dirname(here))):
+        path = os.path.normpath(os.path.join(base, _UNPACK))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _unpack_offline(name: str, root: str, folder: str) -> bool:
+    """Unpack ``name`` from :func:`offline_copy` into ``root`` (about 6 s); True when it is there now."""
+    import subprocess
+
+    script = offline_copy()
+    if script is None:
+        return False
+    print(f"note: {folder} is missing; unpacking the offline copy with {script} (MD5-checked)", file=sys.stderr)
+    done = subprocess.run([sys.executable, script, root, name], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"warning: {script} failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}", file=sys.stderr)
+    return os.path.isdir(folder)
+
+
 def load_split(name: str, root: str, train: bool, download: bool = False,
                skip_md5: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one split of CIFAR-10/100 with torchvision, decoded once.
@@ -69,16 +97,23 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
     Returns:
         ``(images, labels)``: ``uint8 [N, 3, 32, 32]`` and ``int64 [N]``.
 
+    With ``download`` on a machine that has this project's packed offline copy (:func:`offline_copy`),
+    the copy is unpacked instead of fetched (these machines are offline).
+
     Raises:
         UserError: the files are missing (and ``download`` is off), or fail torchvision's MD5
             check (pass ``skip_md5`` to load them anyway; that is logged on stderr).
     """
     info = dataset_info(name)
     folder = os.path.join(root, info.folder)
+    if download and not os.path.isdir(folder) and _unpack_offline(name, root, folder):
+        download = False  # this project's machines are offline: their packed copy is what --download gets
     if not download and not os.path.isdir(folder):
+        offline = offline_copy()
+        route = f"; offline on this project's machines: python {offline} {root} {name}" if offline else ""
         raise UserError(
             f"{name} not found: expected torchvision's files in {folder}. Pass --download to fetch "
-            f"them (online), or point --data-dir / $ANN2SNN_DATA at a folder holding {info.folder}/"
+            f"them (online), or point --data-dir / $ANN2SNN_DATA at a folder holding {info.folder}/{route}"
         )
     cls = info.cls
     if skip_md5:
@@ -91,7 +126,8 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
         hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass --skip-md5."
         raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
     except OSError as e:  # download failures
-        raise UserError(f"could not get {name} into {folder}: {e}") from None
+        raise UserError(f"could not get {name} into {folder} ({e}); offline, put torchvision's {info.folder}/ "
+                        "there yourself, or point --data-dir / $ANN2SNN_DATA at a folder holding it") from None
     except Exception as e:  # a corrupt file that skipped the MD5 check
         raise UserError(f"{name} in {folder} could not be read ({type(e).__name__}: {e}); re-fetch the files") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
