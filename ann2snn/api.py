@@ -42,7 +42,8 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
 
     Returns:
         The converted network (a copy; ``model`` is unchanged), in eval mode, neurons in SNN mode.
-        Its attribute ``ann2snn_conversion`` keeps the settings :func:`save_snn` stores.
+        Its attribute ``ann2snn_conversion`` keeps the settings :func:`save_snn` stores (a
+        ``copy.deepcopy`` of an ``fx.GraphModule`` result drops it: save the returned network).
 
     Raises:
         UserError: a refused operation, a ReLU site without ``calibration``, bad bits / cap / v_init.
@@ -57,7 +58,7 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
     elif neuron != "mbif":
         raise UserError(f"unknown neuron {neuron!r}: use 'if' or 'mbif'")
     example = torch.zeros(1, 3, 32, 32) if example is None else example
-    prepared = prepare_ann(model.eval(), fold_bn)
+    prepared = prepare_ann(model.eval(), fold_bn, example)
     thresholds = None
     if any(isinstance(m, ReLUSite) for m in prepared.modules()):
         if calibration is None:

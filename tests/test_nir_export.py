@@ -164,3 +164,36 @@ def test_networks_from_a_real_train_ann_run_export_and_run_in_sinabs(cifar10_dir
         theirs = torch.stack([net(x) for _ in range(16)]).sum(0)
     assert (ours.argmax(1) == theirs.argmax(1)).sum() >= 6
     assert (ours - theirs).abs().max() < 0.1 * ours.abs().max()
+
+
+def test_partial_flatten_add_with_alpha_and_pool_options_are_refused():
+    class Net(nn.Module):
+        def __init__(self, how):
+            super().__init__()
+            self.how = how
+            self.c = nn.Conv2d(3, 4, 3, padding=1)
+            self.act = nn.ReLU()
+            self.pool = nn.AvgPool2d(2, ceil_mode=(how == "ceil"))
+            self.fc = nn.Linear(4 * 16 * 16, 10)
+
+        def forward(self, x):
+            y = self.pool(self.act(self.c(x)))
+            if self.how == "alpha":
+                y = torch.add(y, y, alpha=2)
+            if self.how == "partial":
+                return y.flatten(1, 2).sum(-1)[:, :10]
+            return self.fc(y.flatten(1))
+
+    calib = [(torch.rand(8, 3, 32, 32), None)]
+    for how, match in [("ceil", "ceil_mode"), ("alpha", "cannot express")]:
+        snn = ann2snn.convert_model(Net(how).eval(), calibration=calib, calib_batches=1)
+        with pytest.raises(ann2snn.UserError, match=match):
+            snn_to_nir(snn)
+
+
+def test_export_leaves_the_callers_network_unchanged():
+    snn = ann2snn.convert_model(tiny_ann("vgg16", width=0.125), neuron="mbif").double()
+    before = {k: v.clone() for k, v in snn.state_dict().items()}
+    snn_to_nir(snn)
+    assert all(v.dtype == torch.float64 for v in snn.state_dict().values() if v.is_floating_point())
+    assert all(torch.equal(before[k], v) for k, v in snn.state_dict().items())

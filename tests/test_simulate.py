@@ -92,3 +92,21 @@ def test_simulation_keeps_no_autograd_graph(setup):
     with torch.enable_grad():
         simulate_snn(snn, batches[:1], 3)
     assert len(flags) == 3 * len(neurons_of(snn)) and not any(flags)
+
+
+def test_progress_bar_takes_an_iterable_without_a_length():
+    """A DataLoader over an IterableDataset has __len__ but raises TypeError on it."""
+    import ann2snn
+    from helpers import random_batches, tiny_ann
+    from ann2snn.conversion.simulate import simulate_snn
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(random_batches(8, 4))
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    snn = ann2snn.convert_model(tiny_ann("vgg16", width=0.125), neuron="mbif")
+    correct, total = simulate_snn(snn, loader, 3, progress=True)
+    assert total == 8 and correct.shape == (3,)
+    correct2, _ = simulate_snn(snn, loader, 3, progress=True, time_chunk=3)
+    assert torch.equal(correct, correct2)

@@ -82,7 +82,7 @@ _ACTIVATIONS = {"relu6", "hardtanh", "hardtanh_", "gelu", "silu", "sigmoid", "ta
                 "clamp_max", "threshold", "prelu", "rrelu", "logsigmoid", "softsign", "tanhshrink", "hardshrink"}
 
 MAXPOOL_HINT = ("a max of spikes is not a max of rates, so the SNN would not follow the ANN; swap it for average "
-                "pooling before training (ann2snn.conversion.opcheck.swap_maxpool_for_avgpool), as QCFS does")
+                "pooling before training (ann2snn.swap_maxpool_for_avgpool), as QCFS does")
 
 
 def _name(func) -> str:

@@ -85,6 +85,31 @@ class Observer:
         """The current batch is done."""
 
 
+class _StepBar:
+    """A progress bar that advances every time step (a batch of 500 images to T = 128 takes minutes),
+    with images/s over all T steps."""
+
+    def __init__(self, batches, T: int, progress: bool):
+        import time
+
+        try:
+            steps = len(batches) * T
+        except TypeError:  # an iterable without a length (e.g. a DataLoader over an IterableDataset)
+            steps = None
+        self.clock = time.perf_counter
+        self.start = self.clock()
+        self.bar = tqdm(total=steps, desc=f"SNN T={T}", unit="step", leave=False, disable=not progress)
+
+    def steps(self, n: int) -> None:
+        self.bar.update(n)
+
+    def batch_done(self, images: int) -> None:
+        self.bar.set_postfix_str(f"{images / max(self.clock() - self.start, 1e-9):.1f} images/s (all T steps)")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 @torch.inference_mode()
 def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = False,
                  observers: Iterable[Observer] = (), time_chunk: int = 1) -> tuple[torch.Tensor, int]:
@@ -115,12 +140,7 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
     correct = torch.zeros(T, dtype=torch.int64)
     total = 0
     dtype = model_dtype(model)
-    import time
-
-    # the bar advances every time step (a batch of 500 images to T = 128 takes minutes), with images/s
-    steps = len(batches) * T if hasattr(batches, "__len__") else None
-    bar = tqdm(total=steps, desc=f"SNN T={T}", unit="step", leave=False, disable=not progress)
-    start = time.perf_counter()
+    bar = _StepBar(batches, T, progress)
     for x, y in batches:
         x = as_model_input(x, dtype)
         reset_neurons(model)
@@ -134,12 +154,12 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
             hits[t] = (acc.argmax(1) == y).sum()
             for obs in observers:
                 obs.end_step(t)
-            bar.update(1)
+            bar.steps(1)
         for obs in observers:
             obs.end_batch()
         correct += hits.cpu()
         total += len(y)
-        bar.set_postfix_str(f"{total / max(time.perf_counter() - start, 1e-9):.1f} images/s (all T steps)")
+        bar.batch_done(total)
     bar.close()
     reset_neurons(model)
     return correct, total
@@ -239,8 +259,9 @@ def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, p
     correct = torch.zeros(T, dtype=torch.int64)
     total = 0
     dtype = model_dtype(model)
+    bar = _StepBar(batches, T, progress)
     try:
-        for x, y in tqdm(batches, desc=f"SNN T={T}", leave=False, disable=not progress):
+        for x, y in batches:
             x = as_model_input(x, dtype)
             reset_neurons(model)
             acc = None
@@ -253,9 +274,12 @@ def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, p
                 for t in range(c):
                     acc = out[t] if acc is None else acc + out[t]
                     hits[start + t] = (acc.argmax(1) == y).sum()
+                bar.steps(c)
             correct += hits.cpu()
             total += len(y)
+            bar.batch_done(total)
     finally:
+        bar.close()
         for n in neurons:
             n.time_chunk = 1
         reset_neurons(model)

@@ -71,18 +71,20 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
     return f"--neuron mbif --int-bits 1 --frac-bits {n} --cap {levels} --v-init half-lsb"
 
 
-def prepare_ann(ann: nn.Module, fold_bn: bool = False) -> nn.Module:
+def prepare_ann(ann: nn.Module, fold_bn: bool = False, example: torch.Tensor | None = None) -> nn.Module:
     """Check every operation (:func:`ann2snn.conversion.opcheck.check_operations`, on the user's own model, so
     a refusal names the user's line), optionally fold BN into convs, then give every ReLU call site
-    (``nn.ReLU`` modules or ``F.relu`` / ``torch.relu`` / ``x.relu()`` calls) its own site module."""
+    (``nn.ReLU`` modules or ``F.relu`` / ``torch.relu`` / ``x.relu()`` calls) its own site module.
+    ``example`` is the probe input (default zeros of ``[1, 3, 32, 32]``)."""
     from ann2snn.conversion.calibrate import fold_batchnorm, prepare_relu_sites
     from ann2snn.conversion.opcheck import check_operations
 
-    relu_calls = check_operations(ann, torch.zeros(EXAMPLE_SHAPE))
+    example = torch.zeros(EXAMPLE_SHAPE) if example is None else example
+    relu_calls = check_operations(ann, example)
     if fold_bn:
         ann = fold_batchnorm(ann)
     if relu_calls or any(isinstance(m, nn.ReLU) for m in ann.modules()):
-        ann = prepare_relu_sites(ann, torch.zeros(EXAMPLE_SHAPE))
+        ann = prepare_relu_sites(ann, example)
     return ann
 
 
@@ -201,8 +203,8 @@ def load_snn(path: str, ann: nn.Module | None = None) -> tuple[nn.Module, dict]:
         if ann is None:
             raise UserError(f"{ckpt['path']} was converted from your own model ({ckpt['config'].get('model_class')}): "
                             "load it in Python with ann2snn.load_snn(path, ann=<a fresh instance of that model>)")
-        skeleton = prepare_ann(ann.eval(), settings.get("fold_bn", False))
         example = torch.zeros(tuple(settings.get("example_shape", EXAMPLE_SHAPE)))
+        skeleton = prepare_ann(ann.eval(), settings.get("fold_bn", False), example)
         sites = [n for n, _ in skeleton.named_modules() if n and _is_site(skeleton.get_submodule(n))]
         snn = convert(skeleton, example, settings["int_bits"], settings["frac_bits"], settings["v_init"],
                       thresholds={s: 1.0 for s in sites}, cap=settings.get("cap"))  # θ comes from the file

@@ -103,7 +103,7 @@ def _pool_geometry(m_or_args, shape, kind: str, where: str):
     if kind == "adaptive":
         size = m_or_args
         size = (size, size) if isinstance(size, int) else tuple(size)
-        if size not in ((1, 1), (None, None)) and (h % size[0] or w % size[1]):
+        if None in size or h % size[0] or w % size[1]:
             raise UserError(f"{where}: adaptive average pooling to {size} from {h}x{w} has no fixed kernel")
         k = (h // size[0], w // size[1])
         return k, k
@@ -133,14 +133,17 @@ def snn_to_nir(snn: nn.Module, example: torch.Tensor | None = None):
     from ann2snn.conversion.calibrate import fold_batchnorm
     from ann2snn.conversion.simulate import reset_neurons, set_mode
 
-    example = torch.zeros(1, 3, 32, 32) if example is None else example
+    import copy
+
+    example = (torch.zeros(1, 3, 32, 32) if example is None else example).detach().cpu().float()
     if not any(isinstance(m, MultiBitIF) for m in snn.modules()):
         raise UserError("the network has no spiking neuron: export a converted SNN (from `ann2snn convert`)")
+    snn = copy.deepcopy(snn).to("cpu", torch.float32)  # the caller's network is left as it is
     set_mode(snn, "snn")
     reset_neurons(snn)
     gm = fold_batchnorm(snn.float().eval())
     reset_neurons(gm)
-    ShapeProp(gm).propagate(example.float())
+    ShapeProp(gm).propagate(example)
     reset_neurons(gm)
     modules = dict(gm.named_modules())
     g = _Graph(nir)
@@ -192,6 +195,9 @@ def snn_to_nir(snn: nn.Module, example: torch.Tensor | None = None):
                 value[node] = [(g.add(node.target, neuron, srcs), q)]
             elif isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
                 if isinstance(m, nn.AvgPool2d):
+                    if m.ceil_mode or m.divisor_override:
+                        raise UserError(f"NIR export: average pool {where} uses ceil_mode or divisor_override; "
+                                        "NIR SumPool2d has neither")
                     kernel, stride = _pool_geometry((m.kernel_size, m.stride, m.padding), in_shape, "avg", where)
                 else:
                     kernel, stride = _pool_geometry(m.output_size, in_shape, "adaptive", where)
@@ -209,17 +215,20 @@ def snn_to_nir(snn: nn.Module, example: torch.Tensor | None = None):
             continue
         name = getattr(node.target, "__name__", str(node.target))
         if node.op == "call_function" and node.target in (operator.add, torch.add) and len(args) == 2 \
-                and len(node.args) == 2:
+                and len(node.args) == 2 and not node.kwargs:
             value[node] = value[args[0]] + value[args[1]]
         elif name in _PASS_FUNCS:
             value[node] = first
         elif name in _FLATTEN:
-            start = node.args[1] if name == "flatten" and len(node.args) > 1 else node.kwargs.get("start_dim", 1)
-            if name != "flatten" and len(shape_of(node)) != 1:
-                raise UserError(f"NIR export: {where} reshapes to {shape_of(node)}; only flattening is supported")
-            value[node] = _flatten(g, nir, first, in_shape, name, 1 if name != "flatten" else start, -1)
+            if len(shape_of(node)) != 1 or tuple(node.meta["tensor_meta"].shape[:1]) != (example.shape[0],):
+                raise UserError(f"NIR export: {where} reshapes to {tuple(node.meta['tensor_meta'].shape)}; only "
+                                "flattening each sample (flatten(1)) is supported")
+            value[node] = _flatten(g, nir, first, in_shape, name, 1, -1)
         elif node.op == "call_function" and node.target in (F.avg_pool2d, F.adaptive_avg_pool2d):
             if node.target is F.avg_pool2d:
+                if len(node.args) > 4 or set(node.kwargs) - {"kernel_size", "stride", "padding"}:
+                    raise UserError(f"NIR export: {where} uses options (ceil_mode, divisor_override, ...) that NIR "
+                                    "SumPool2d does not have")
                 geo = (node.args[1] if len(node.args) > 1 else node.kwargs["kernel_size"],
                        node.args[2] if len(node.args) > 2 else node.kwargs.get("stride"),
                        node.args[3] if len(node.args) > 3 else node.kwargs.get("padding", 0))

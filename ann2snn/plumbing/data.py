@@ -67,13 +67,10 @@ _UNPACK = os.path.join("..", "shared", "data", "unpack_cifar.py")
 
 def offline_copy() -> str | None:
     """The packed offline datasets of this project's machines: ``../shared/data/unpack_cifar.py`` next to
-    the working folder or next to this checkout, or None."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for base in (os.getcwd(), os.path.dirname(os.path.dirname(here))):
-        path = os.path.normpath(os.path.join(base, _UNPACK))
-        if os.path.isfile(path):
-            return path
-    return None
+    this checkout (never looked up from the working folder), or None."""
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.normpath(os.path.join(checkout, _UNPACK))
+    return path if os.path.isfile(path) else None
 
 
 def _unpack_offline(name: str, root: str, folder: str) -> bool:
@@ -83,11 +80,12 @@ def _unpack_offline(name: str, root: str, folder: str) -> bool:
     script = offline_copy()
     if script is None:
         return False
-    print(f"note: {folder} is missing; unpacking the offline copy with {script} (MD5-checked)", file=sys.stderr)
+    print(f"note: {folder} is missing; unpacking the offline copy with {script} (checked against its own "
+          "MANIFEST; CIFAR-100's copy then needs --skip-md5)", file=sys.stderr)
     done = subprocess.run([sys.executable, script, root, name], capture_output=True, text=True)
     if done.returncode != 0:
         print(f"warning: {script} failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}", file=sys.stderr)
-    return os.path.isdir(folder)
+    return done.returncode == 0 and os.path.isdir(folder)
 
 
 def load_split(name: str, root: str, train: bool, download: bool = False,
