@@ -44,6 +44,7 @@ def _both(snn, path, x, T):
     return ours, theirs
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 @pytest.mark.parametrize("bits", [(1, 0), (2, 0), (1, 3)])
 def test_round_trip_through_sinabs_is_bit_exact_in_exact_arithmetic(tmp_path, arch, bits):
