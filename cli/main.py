@@ -84,6 +84,11 @@ def cli():
 @click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
               show_default=True, help="autoaugment = AutoAugment (CIFAR-10 policy) + crop-flip + Cutout(16), as QCFS.")
+@click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Run each QCFS/matched activation as one compiled kernel forward and one backward "
+                   "(torch.compile): same outputs and input gradients, λ's gradient summed in another order. "
+                   "About 20 s to compile on first use, then cached. auto: on for the CPU from 1,000 optimizer steps. "
+                   "A resumed run keeps its choice.")
 @device_options
 @click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
@@ -233,6 +238,10 @@ def export_nir_cmd(checkpoint, out):
               help="Arithmetic of layers, quantizers and membrane potentials. float64 makes results reproducible "
                    "across batch sizes, --time-chunk, CPU kernel sets and thread counts (see README); float32 is "
                    "faster, and a rare spike can differ between those settings.")
+@click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Run each neuron step as one compiled kernel (torch.compile; bit-identical to the plain step, "
+                   "about 10 s to compile on first use, then cached). auto: on for the CPU from 200,000 image-steps "
+                   "(test images × max T), off on CUDA.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
 @device_options
@@ -240,7 +249,7 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @claims_out("dir")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
-              diagnostics, time_chunk_text, precision, plots, device, amp, out, quiet):
+              diagnostics, time_chunk_text, precision, fuse, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann.build import load_ann
     from ann2snn.plumbing.checkpoint import file_sha256, load_checkpoint
@@ -335,7 +344,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
                                                       dev, d)
         result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet and d.is_main,
                              T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
-                             device=dev, amp=amp, d=d, precision=precision)
+                             device=dev, amp=amp, d=d, precision=precision, fuse=fuse)
         epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
         row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
         rows.append(row)
@@ -343,7 +352,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
         curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
                        "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
                        "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
-                       "precision": precision,
+                       "precision": precision, "fused": result["fused"],
                        "device": str(dev), "amp": amp, "processes": d.world, "checkpoint": ckpt["path"],
                        "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
                        "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,

@@ -17,11 +17,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ann2snn.plumbing import fuse
 from ann2snn.plumbing.errors import UserError
 from ann2snn.ann.quantizer import at_least_float32, check_bits, fire_count, max_count
 
 #: λ is kept at or above this value in the forward pass (see :meth:`QuantClip.threshold`).
 LAMBDA_MIN = 1e-3
+
+
+def quant_clip(x: torch.Tensor, q: torch.Tensor, k_max: int) -> torch.Tensor:
+    """``q · clip(floor((x + q/2)/q), 0, K)``: the quantization clip of :class:`QuantClip`.
+
+    ``x``: pre-activation, any shape (e.g. ``[B, C, H, W]``); ``q``: the quantum, a 0-dim tensor
+    (trainable through λ); ``k_max``: K. Straight-through floor (:func:`fire_count`).
+    """
+    return fire_count(x + q * 0.5, q, k_max) * q
 
 
 class QuantClip(nn.Module):
@@ -37,6 +47,12 @@ class QuantClip(nn.Module):
         if not (isinstance(lambda_init, (int, float)) and lambda_init > 0 and lambda_init < float("inf")):
             raise UserError(f"--lambda-init must be a positive number, got {lambda_init!r}")
         self.raw_lambda = nn.Parameter(torch.tensor(float(lambda_init)))
+        #: in training (gradients on) on feature maps ``[B, C, H, W]``, compute :func:`quant_clip` as one
+        #: compiled kernel forward and one backward (:mod:`ann2snn.plumbing.fuse`; ``train-ann --fuse``).
+        #: The output and the input gradient are bit-identical to the plain path; λ's gradient is a sum
+        #: whose order differs (≈1e-6 relative). Evaluation and 2-D classifier inputs stay plain (fewer
+        #: compilations; they are a small part of the time).
+        self.fused = False
 
     # subclasses define these two
     def quantum_of(self, lam: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -63,7 +79,9 @@ class QuantClip(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.quantum()
         x = at_least_float32(x)  # under bf16 autocast the quantizer still runs in float32, as the neuron's does
-        return fire_count(x + q * 0.5, q, self.k_max) * q
+        if self.fused and x.dim() == 4 and torch.is_grad_enabled():  # training on feature maps [B, C, H, W]
+            return fuse.run_fused(self, quant_clip, x, q, self.k_max)
+        return quant_clip(x, q, self.k_max)
 
 
 class QCFS(QuantClip):

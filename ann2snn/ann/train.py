@@ -18,11 +18,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ann2snn.ann.activations import QuantClip
 from ann2snn.ann.build import build_ann
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_checkpoint, load_state_strict, save_checkpoint
 from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, load_split
 from ann2snn.plumbing.device import autocast, check_amp, place, resolve_device
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, device_for, local_batch, setup
+from ann2snn.plumbing import fuse
 from ann2snn.plumbing.errors import UserError
 from ann2snn.conversion.simulate import evaluate_ann
 
@@ -31,6 +33,7 @@ DEFAULTS = {
     "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
     "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
+    "fuse": "auto",
 }
 #: config keys that may differ when resuming (they do not change what is computed, only where)
 RESUME_FREE = {"data_dir", "download", "skip_md5", "device"}
@@ -75,6 +78,7 @@ def _check_config(config: dict) -> None:
     if not 0 <= config["momentum"] < 1:
         raise UserError(f"--momentum must be in [0, 1), got {config['momentum']}")
     check_amp(config.get("amp"))
+    fuse.resolve(config.get("fuse", "off"))
 
 
 def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, load) -> tuple[dict, dict | None, str]:
@@ -242,6 +246,11 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     torch.manual_seed(config["seed"])
     model = build_ann(config)
     train, test = load_data(config, device, d)
+    # runs from before --fuse existed resume with the plain activation they were trained with
+    fused = fuse.resolve(config.get("fuse", "off"), device, config["epochs"] * len(train) >= fuse.MIN_TRAIN_STEPS)
+    for m in model.modules():
+        if isinstance(m, QuantClip):
+            m.fused = fused
     if config["lambda_init"] == "auto" and state is None:
         from ann2snn.ann.lambda_init import init_lambda_from_data
         init_lambda_from_data(model.to(device), train)  # under DDP, rank 0's λs reach every rank in fit()

@@ -22,10 +22,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ann2snn.plumbing import fuse
 from ann2snn.plumbing.errors import UserError
 from ann2snn.ann.quantizer import at_least_float32, check_bits, fire_count, max_count
 
 V_INIT_MODES = ("half-lsb", "half-threshold", "zero")
+
+
+def if_step(v: torch.Tensor, x: torch.Tensor, q: torch.Tensor, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One IF/MBIF time step (DESIGN §3): charge, fire, reset by subtraction.
+
+    Args:
+        v: membrane potential before the step, ``[B, ...]`` (or a 0-dim tensor: the same v_0 everywhere).
+        x: input current of the step, ``[B, ...]``, in units of θ's scale.
+        q: the quantum θ·2^-n, a 0-dim tensor.
+        k_max: the largest count K.
+
+    Returns:
+        ``(s, v_next)``: the spike value ``s = k·q`` (``k = clip(floor((v + x)/q), 0, K)``) and the
+        potential after reset by subtraction, both ``[B, ...]``.
+    """
+    v = v + x
+    s = fire_count(v, q, k_max) * q
+    return s, v - s
 
 
 def resolve_cap(cap, int_bits: int, frac_bits: int) -> int:
@@ -98,6 +117,9 @@ class MultiBitIF(nn.Module):
         self.mode = "snn"
         #: steps merged into the batch of one call (time-batched simulation); 1 = one step per call
         self.time_chunk = 1
+        #: run each step on feature maps ``[B, C, H, W]`` as one compiled kernel (:mod:`ann2snn.plumbing.fuse`);
+        #: bit-identical to the plain step. 2-D inputs (classifier layers, small) stay plain: fewer compilations.
+        self.fused = False
         self.v: torch.Tensor | None = None
 
     @property
@@ -148,11 +170,12 @@ class MultiBitIF(nn.Module):
         """
         x = at_least_float32(x)
         q = self.quantum()
-        if self.v is None:
-            self.v = self.initial_potential().expand_as(x)
-        v = self.v + x
-        s = fire_count(v, q, self.k_max) * q
-        self.v = v - s
+        if self.v is None:  # the first step runs plain: v_0 is a 0-dim tensor broadcast over x
+            s, self.v = if_step(self.initial_potential(), x, q, self.k_max)
+        elif self.fused and x.dim() == 4:  # feature maps: one compiled kernel, bit-identical (ann2snn.plumbing.fuse)
+            s, self.v = fuse.run_fused(self, if_step, self.v, x, q, self.k_max)
+        else:
+            s, self.v = if_step(self.v, x, q, self.k_max)
         return s
 
     def extra_repr(self) -> str:

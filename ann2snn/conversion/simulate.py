@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ann2snn.conversion.neurons import MultiBitIF
+from ann2snn.plumbing import fuse as fuse_mod
 from ann2snn.ann.quantizer import at_least_float32
 
 
@@ -50,6 +51,31 @@ def set_mode(model: nn.Module, mode: str) -> None:
         raise ValueError(f"mode must be 'snn' or 'ann', got {mode!r}")
     for n in neurons_of(model):
         n.mode = mode
+
+
+def set_fused(model: nn.Module, fuse: str | bool = "auto", device: torch.device | str = "cpu",
+              image_steps: int | None = None) -> bool:
+    """Choose the fused (compiled, one-pass) or the plain neuron step for every neuron of ``model``.
+
+    Args:
+        fuse: ``"on"``/``True``, ``"off"``/``False``, or ``"auto"``: fused on the CPU for a simulation
+            of at least :data:`ann2snn.plumbing.fuse.MIN_IMAGE_STEPS` image-steps, plain otherwise
+            (the fused step is tested bit-identical to the plain one on the CPU only).
+        device: where the model runs (for ``"auto"``).
+        image_steps: images × T of the simulation (for ``"auto"``; unknown counts as long).
+
+    Returns:
+        Whether the neurons now take the fused step. Results are the same either way; where
+        ``torch.compile`` does not work (e.g. no C++ compiler), the first step warns once and falls
+        back to the plain step.
+
+    Raises:
+        UserError: an unknown ``fuse`` value.
+    """
+    on = fuse_mod.resolve(fuse, device, image_steps is None or image_steps >= fuse_mod.MIN_IMAGE_STEPS)
+    for n in neurons_of(model):
+        n.fused = on
+    return on
 
 
 @torch.inference_mode()

@@ -23,7 +23,8 @@ from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, l
 from ann2snn.plumbing.device import autocast, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum
 from ann2snn.plumbing.errors import UserError
-from ann2snn.conversion.simulate import auto_time_chunk, evaluate_ann, set_mode, simulate_snn
+from ann2snn.conversion.simulate import (auto_time_chunk, evaluate_ann, neurons_of, set_fused, set_mode,
+                                         simulate_snn)
 
 
 #: the longest simulation a sweep accepts (780 × the seed's longest, T = 128)
@@ -127,7 +128,7 @@ def precision_dtype(precision: str, amp: str = "none") -> torch.dtype:
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
                 ops: bool = True, diagnostics: bool = False, time_chunk: int | str = 1,
                 device: torch.device | str = "cpu", amp: str = "none", d: Dist = Dist(),
-                precision: str = "float32") -> dict:
+                precision: str = "float32", fuse: str | bool = "auto") -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
     With ``ops``, operation counts and energies per image at each T of ``T_list``
@@ -137,7 +138,8 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     The model runs on ``device`` (under bfloat16 autocast with ``amp="bf16"``); under distributed
     runs the counts are summed over ranks (observers are refused there, see the CLI).
     ``precision="float64"`` runs every layer, quantizer and membrane potential in float64
-    (:data:`PRECISIONS`); the ANN column is then the float64 ANN.
+    (:data:`PRECISIONS`); the ANN column is then the float64 ANN. ``fuse`` picks the fused or the
+    plain neuron step (:func:`~ann2snn.conversion.simulate.set_fused`; same results).
 
     Raises:
         UserError: an unknown precision, or float64 together with ``amp="bf16"``.
@@ -151,6 +153,7 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
         ann_correct, total = evaluate_ann(snn, batches, progress)
     ann_correct, total = all_reduce_sum(d, torch.tensor([ann_correct, total], device=device)).tolist()
     set_mode(snn, "snn")
+    fused = set_fused(snn, fuse, device, image_steps=total * T_max)
     if time_chunk == "auto":
         time_chunk = 1 if (ops or diagnostics) else auto_time_chunk(snn, batches, T_max, device)
     observers = []
@@ -177,7 +180,8 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     total_snn = int(all_reduce_sum(d, torch.tensor(total_snn, device=device)))
     curve = (correct.double() / total_snn).tolist()
     result = {"ann_acc": ann_correct / total, "curve": curve, "samples": total_snn,
-              "snn_seconds": time.time() - t0, "time_chunk": time_chunk, "precision": precision}
+              "snn_seconds": time.time() - t0, "time_chunk": time_chunk, "precision": precision,
+              "fused": fused and all(n.fused for n in neurons_of(snn))}
     if counter is not None:
         result["ops"] = [{**counter.totals(T), "accuracy": round(100 * curve[T - 1], 2)} for T in T_list]
     if diag is not None:

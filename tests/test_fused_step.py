@@ -1,0 +1,188 @@
+"""The fused neuron step (one compiled kernel per step, issue 17) against the plain step.
+
+The claim is bit-identity: the same spike values and membrane potentials, not merely close ones.
+Both run the same correctly rounded float operations in the same order, so it holds for every
+kernel set; ``.ci/run`` repeats these tests under ATEN_CPU_CAPABILITY=default / avx2 and with 2
+threads (marker ``exactness``).
+"""
+
+import pytest
+import torch
+
+from ann2snn.ann.activations import QCFS, MatchedQuant
+from ann2snn.conversion.convert import convert
+from ann2snn.conversion.neurons import MultiBitIF, if_step
+from ann2snn.plumbing import fuse
+from ann2snn.conversion.simulate import record_spike_counts, set_fused, neurons_of
+from ann2snn.plumbing.errors import UserError
+
+from helpers import random_batches, tiny_ann
+
+EX = torch.zeros(1, 3, 32, 32)
+
+
+def both(v, x, q, k):
+    with torch.inference_mode():
+        return if_step(v, x, q, k), fuse.compiled(if_step)(v, x, q, k)
+
+
+@pytest.mark.exactness
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_step_is_bit_identical_on_random_inputs(dtype):
+    g = torch.Generator().manual_seed(0)
+    shapes = [(64, 8, 9, 9), (33, 16, 5, 7), (50, 10), (3, 17, 1, 1)]
+    for i in range(24):
+        shape = shapes[i % len(shapes)]
+        x = (torch.randn(shape, generator=g) * 3).to(dtype)
+        v = torch.randn(shape, generator=g).to(dtype)
+        q = (torch.rand((), generator=g) + 0.01).to(dtype)
+        k = [1, 15, 4, 8, 255, 3][i % 6]
+        (s1, v1), (s2, v2) = both(v, x, q, k)
+        assert s1.dtype == s2.dtype == dtype
+        assert torch.equal(s1, s2) and torch.equal(v1, v2), (i, shape, k)
+
+
+@pytest.mark.exactness
+def test_fused_step_is_bit_identical_at_the_thresholds():
+    """Potentials exactly on multiples of q (the floor's edges), just below them, and outside [0, K·q]."""
+    q = torch.tensor(0.1)  # not a power of two: v / q rounds
+    base = torch.arange(-40, 200, dtype=torch.float32) * q
+    v = torch.cat([base, torch.nextafter(base, torch.tensor(-1e9)), torch.nextafter(base, torch.tensor(1e9))])
+    x = torch.zeros_like(v)
+    for k in (1, 15):
+        (s1, v1), (s2, v2) = both(v, x, q, k)
+        assert torch.equal(s1, s2) and torch.equal(v1, v2)
+    assert float(s1.max()) == pytest.approx(15 * 0.1, rel=1e-6)
+
+
+@pytest.mark.exactness
+@pytest.mark.parametrize("arch, bits, cap", [("vgg16", (1, 3), None), ("vgg16", (1, 0), None),
+                                             ("resnet18", (1, 3), "theta"), ("resnet20", (2, 2), None)])
+def test_fused_network_gives_the_same_spikes_and_logits(arch, bits, cap):
+    ann = tiny_ann(arch, width=0.25 if arch != "resnet20" else 0.5)
+    snn = convert(ann, EX, *bits, cap=cap)
+    batches = random_batches(24, 12, seed=3)
+    plain = record_spike_counts(snn, batches, 10)
+    assert set_fused(snn, "on") is True
+    fused = record_spike_counts(snn, batches, 10)
+    assert all(n.fused for n in neurons_of(snn)), "the fused step fell back to the plain one"
+    assert torch.equal(plain["logits"], fused["logits"])
+    for site in plain["counts"]:
+        assert torch.equal(plain["counts"][site], fused["counts"][site]), site
+    assert sum(int(c.sum()) for c in fused["counts"].values()) > 0
+
+
+@pytest.mark.exactness
+def test_fused_step_with_time_chunk_equals_plain_step_by_step():
+    snn = convert(tiny_ann("vgg16"), EX, 1, 3)
+    batches = random_batches(16, 8, seed=5)
+    plain = record_spike_counts(snn, batches, 8)
+    set_fused(snn, True)
+    chunked = record_spike_counts(snn, batches, 8, time_chunk=1)
+    assert torch.equal(plain["logits"], chunked["logits"])
+
+
+def test_set_fused_modes_and_bad_value():
+    snn = convert(tiny_ann("vgg16"), EX, 1, 3)
+    assert set_fused(snn, "auto", "cpu") is True
+    assert set_fused(snn, "auto", "cpu", image_steps=10_000 * 128) is True
+    assert set_fused(snn, "auto", "cpu", image_steps=2000 * 32) is False  # the quick main job: not worth compiling
+    assert set_fused(snn, "auto", "cuda") is False
+    assert set_fused(snn, "off") is False and not any(n.fused for n in neurons_of(snn))
+    with pytest.raises(UserError, match="auto, on or off"):
+        set_fused(snn, "fast")
+
+
+def test_fused_step_falls_back_to_the_plain_step_with_one_warning(monkeypatch):
+    def broken(_fn):
+        def fail(*_a):
+            raise RuntimeError("no C++ compiler here\nsecond line")
+        return fail
+
+    monkeypatch.setattr(fuse, "compiled", broken)
+    n = MultiBitIF(1.0, 1, 3)
+    ref = MultiBitIF(1.0, 1, 3)
+    n.fused = True
+    xs = [torch.full((4, 3, 2, 2), 0.3), torch.full((4, 3, 2, 2), 0.7), torch.full((4, 3, 2, 2), 0.2)]
+    with pytest.warns(RuntimeWarning, match="fused if_step unavailable .*no C\\+\\+ compiler here\\); using the plain"):
+        out = [n(x) for x in xs]
+    assert n.fused is False
+    assert all(torch.equal(a, ref(x)) for a, x in zip(out, xs))
+
+
+def test_sweep_cli_records_the_fused_choice(tmp_path, fake_cifar):
+    """`ann2snn sweep --fuse on|off` gives the same curve and writes which step ran."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    runner = CliRunner()
+    ckpt = tmp_path / "ann"
+    r = runner.invoke(cli, ["train-ann", "--arch", "vgg16", "--width", "0.125", "--epochs", "1", "--data-dir",
+                            fake_cifar, "--skip-md5", "--out", str(ckpt), "--quiet"])
+    assert r.exit_code == 0, r.output
+    curves = {}
+    for fuse in ("on", "off"):
+        out = tmp_path / f"sweep-{fuse}"
+        r = runner.invoke(cli, ["sweep", "--checkpoint", str(ckpt), "--neuron", "mbif:1+3", "--T", "1,4,8",
+                                "--data-dir", fake_cifar, "--skip-md5", "--no-ops", "--fuse", fuse,
+                                "--out", str(out), "--quiet"])
+        assert r.exit_code == 0, r.output
+        rows = json.loads((out / "sweep.json").read_text())
+        rows = rows["rows"] if isinstance(rows, dict) and "rows" in rows else rows
+        curves[fuse] = rows
+    assert curves["on"][0]["fused"] is True and curves["off"][0]["fused"] is False
+    assert curves["on"][0]["curve"] == curves["off"][0]["curve"]
+
+
+@pytest.mark.exactness
+@pytest.mark.parametrize("make", [lambda: QCFS(4, 1.3), lambda: MatchedQuant(1, 3, 0.9)])
+def test_fused_activation_in_training_same_output_and_input_gradient(make):
+    """P4's fused QCFS / matched activation: forward values and dL/dx bit-identical; dL/dλ is a sum
+    over the tensor, which the compiled backward adds in another order (close, not identical)."""
+    g = torch.Generator().manual_seed(1)
+    for shape in [(32, 16, 8, 8), (20, 30, 2, 3)]:
+        x = (torch.randn(shape, generator=g) * 1.5)
+        grad_out = torch.randn(shape, generator=g)
+        results = []
+        for fused in (False, True):
+            act = make()
+            act.fused = fused
+            xi = x.clone().requires_grad_(True)
+            y = act(xi)
+            y.backward(grad_out)
+            results.append((y.detach(), xi.grad, act.raw_lambda.grad))
+            assert act.fused is fused, "the fused activation fell back to the plain one"
+        (y1, gx1, gl1), (y2, gx2, gl2) = results
+        assert torch.equal(y1, y2) and torch.equal(gx1, gx2)
+        assert float(gl2) == pytest.approx(float(gl1), rel=1e-5, abs=1e-6)
+
+
+def test_train_ann_fuse_option_and_old_runs_resume_plain(tmp_path, fake_cifar):
+    """`train-ann --fuse on` trains; the choice is stored and kept by --resume; auto leaves a short run plain."""
+    from ann2snn.ann import train as train_mod
+
+    cfg = {"arch": "vgg16", "width": 0.125, "epochs": 2, "data_dir": fake_cifar, "skip_md5": True,
+           "batch_size": 16}
+    seen = []
+    real_fit = train_mod.fit
+
+    def spy(model, config, *a, **k):
+        seen.append({m.fused for m in model.modules() if isinstance(m, QCFS)})
+        return real_fit(model, config, *a, **k)
+
+    import unittest.mock as mock
+
+    with mock.patch.object(train_mod, "fit", spy):
+        train_mod.train_ann({**cfg, "fuse": "on"}, str(tmp_path / "on"), progress=False, stop_after=1)
+        ckpt = torch.load(tmp_path / "on" / "checkpoint.pt", weights_only=False)
+        assert ckpt["config"]["fuse"] == "on"
+        train_mod.train_ann({"data_dir": fake_cifar, "skip_md5": True}, str(tmp_path / "on"), resume=True,
+                            progress=False)
+        # auto: a short run (2 epochs of a 100-image stand-in) is not worth compiling
+        train_mod.train_ann(cfg, str(tmp_path / "auto"), progress=False, stop_after=1)
+    assert seen == [{True}, {True}, {False}]
+    with pytest.raises(UserError, match="auto, on or off"):
+        train_mod.train_ann({**cfg, "fuse": "always"}, str(tmp_path / "bad"), progress=False)
