@@ -1,19 +1,25 @@
-"""Speed and memory ratios, each measured within this one run (issue 5's P1-P5).
+"""Speed and memory ratios, each measured within this one run (issues 5 and 17).
 
-Usage: python benchmarks/ratios.py [--out results/benchmarks/cpu.md] [--arch vgg16 --width 0.25] [--device cuda]
+Usage: cd benchmarks && python ratios.py [--out ../results/benchmarks/cpu.md] [--arch vgg16 --width 0.25]
+       [--device cuda] [--no-p6]
 
-  P1  SNN simulation of T steps / (T x one ANN forward), at T = 8, 32, 128   (target <= 1.0)
-  P2  one sweep over T = {4, 16, 64, 128} / one 128-step simulation          (target <= 1.05)
-  P3  peak memory of a T=128 simulation / of a T=8 simulation                (target <= 1.1)
-  P4  a QCFS training step / the same network with ReLU                      (target <= 1.15)
-  P5  data pipeline images/s / model training images/s                       (target >= 10)
+  P1   one SNN step / one forward of the same network with ReLU, T = 32 steps     (target <= 1.1)
+       plain step, fused step (--fuse), fused + channels_last (--channels-last, against a channels_last ReLU net)
+  P2   one sweep over T = {4, 16, 64, 128} / one 128-step simulation            (target <= 1.05)
+  P3   peak memory of a T=128 simulation / of a T=8 simulation                  (target <= 1.1)
+  P3'  the same with operation counting on, and counting on / off at T = 128    (target <= 1.1)
+  C    simulation with operation counting / without (and with diagnostics too)  (target <= 1.3)
+  P4   a QCFS training step / the same network with ReLU; plain and fused       (target <= 1.15)
+  P5   data pipeline images/s / model training images/s                         (target >= 10)
+  P6   our IF simulation / SpikingJelly 2.0.0's, same ReLU net, θ and images     (target <= 0.5)
+       (benchmarks/p6_spikingjelly.py; needs pip install -e '.[benchmark]')
 
 Ratios, not seconds: both sides of each ratio run on the same machine in the same process (P3 on
-the CPU: in two child processes, peak RSS; on CUDA: peak allocated GPU memory), so machine speed
-cancels out. On CUDA every timing synchronises the device before reading the clock, and P1/P2 use
-the automatic time chunk (``ann2snn.conversion.simulate.auto_time_chunk``). Random inputs stand in for images
-(speed does not depend on pixel values); P5 uses a random uint8 array the size of CIFAR-10's
-training set.
+the CPU: in child processes, peak RSS; on CUDA: peak allocated GPU memory), so machine speed
+cancels out. Each timing is the best of a few repeats, after a warm-up call (which also compiles
+the fused step). On CUDA every timing synchronises the device. Random inputs stand in for images
+(speed does not depend on pixel values) except in P6, which checks agreement on CIFAR-10 test
+images when ./data holds them; P5 uses a random uint8 array the size of CIFAR-10's training set.
 """
 
 from __future__ import annotations
@@ -72,8 +78,8 @@ def train_step(model, x, labels):
     return step
 
 
-def peak_rss_child(arch, width, T, batch) -> float:
-    """Peak resident memory (MiB) of a child process that simulates T steps."""
+def peak_rss_child(arch, width, T, batch, count=False) -> float:
+    """Peak resident memory (MiB) of a child process that simulates T steps (with operation counting)."""
     code = f"""
 import resource, torch, sys
 sys.path.insert(0, {repr(sys.path[0])})
@@ -82,8 +88,11 @@ from ann2snn.conversion.simulate import simulate_snn
 torch.manual_seed(0)
 snn = snn_of(build({arch!r}, {width}))
 x = torch.randn({batch}, 3, 32, 32); y = torch.zeros({batch}, dtype=torch.long)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-simulate_snn(snn, [(x, y)], {T})
+observers = []
+if {count!r}:
+    from ann2snn.analysis.opcount import OpCounter
+    observers = [OpCounter(snn)]
+simulate_snn(snn, [(x, y)], {T}, observers=observers)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -94,9 +103,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="vgg16")
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--out", default=None, help="also write the table (Markdown) here")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--no-p6", action="store_true", help="skip P6 (the race against SpikingJelly)")
     args = ap.parse_args()
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         ap.error(f"--out {args.out}: its folder does not exist; create it first")
@@ -115,15 +125,39 @@ def main():
     ann = place(build(args.arch, args.width).eval(), dev)
     snn = place(snn_of(ann), dev)
     rows = []
+    from ann2snn.conversion.simulate import set_fused
+    from ann2snn.analysis.opcount import OpCounter
+    from ann2snn.analysis.diagnostics import LayerDiagnostics
+
+    relu = place(build(args.arch, args.width, "relu").eval(), dev)
+    T = 32
+
+    def per_step(model, inp, steps=T, observers=()):
+        return timed(lambda: simulate_snn(model, [(inp, y)], steps, observers=list(observers)), repeat=2) / steps
 
     with torch.inference_mode():
-        ann(x)  # warm-up (kernel selection on CUDA)
-        fwd = timed(lambda: ann(x), repeat=5)
-    chunks = {T: auto_time_chunk(snn, [(x, y)], T, dev) for T in (8, 32, 128)}
-    for T in (8, 32, 128):
-        sim = timed(lambda: simulate_snn(snn, [(x, y)], T, time_chunk=chunks[T]), repeat=1 if T == 128 else 2)
-        rows.append(("P1", f"SNN {T} steps / ({T} x ANN forward), time chunk {chunks[T]}", sim / (T * fwd), "<= 1.0"))
-
+        relu(x)  # warm-up (kernel selection on CUDA)
+        fwd = timed(lambda: relu(x), repeat=5)
+    for fuse in ("off", "on"):
+        set_fused(snn, fuse, dev)
+        simulate_snn(snn, [(x, y)], 2)  # warm-up (compiles the fused step)
+        rows.append(("P1", f"SNN step / ReLU-ANN forward, T={T}, {'fused' if fuse == 'on' else 'plain'} step",
+                     per_step(snn, x) / fwd, "<= 1.1"))
+    if dev.type == "cpu":
+        relu_cl = relu.to(memory_format=torch.channels_last)
+        snn.to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            relu_cl(x)
+            fwd_cl = timed(lambda: relu_cl(x), repeat=5)
+        simulate_snn(snn, [(x, y)], 2)
+        step_cl = per_step(snn, x)
+        rows.append(("P1", "SNN step / ReLU-ANN forward, fused, both channels_last", step_cl / fwd_cl, "<= 1.1"))
+        rows.append(("P1", "(for reference) channels_last ReLU-ANN forward / default-layout forward", fwd_cl / fwd,
+                     "-"))
+        snn.to(memory_format=torch.contiguous_format)
+        relu.to(memory_format=torch.contiguous_format)
+    set_fused(snn, "on", dev)
+    chunks = {T: auto_time_chunk(snn, [(x, y)], T, dev) for T in (128,)}
     one = timed(lambda: simulate_snn(snn, [(x, y)], 128, time_chunk=chunks[128]), repeat=1)
 
     def sweep():  # what `ann2snn sweep --T 4,16,64,128` does: one 128-step simulation, read at 4 T
@@ -131,11 +165,30 @@ def main():
         return [int(correct[T - 1]) for T in (4, 16, 64, 128)]
     rows.append(("P2", "sweep {4,16,64,128} / one 128-step run", timed(sweep, repeat=1) / one, "<= 1.05"))
 
+    # the cost of counting: the same fused simulation with observers
+    base = per_step(snn, x)
+    counter = OpCounter(snn)
+    simulate_snn(snn, [(x, y)], 2, observers=[counter])  # warm-up (compiles the fused count)
+    with_ops = per_step(snn, x, observers=[counter])
+    diag = LayerDiagnostics(snn, [T])
+    with_both = per_step(snn, x, observers=[counter, diag])
+    counter.remove()
+    diag.remove()
+    rows.append(("C", f"simulation with operation counting / without (fused, T={T})", with_ops / base, "<= 1.3"))
+    rows.append(("C", "simulation with counting and diagnostics / without", with_both / base, "<= 1.3"))
+    set_fused(snn, "off", dev)
+    plain = per_step(snn, x)
+    counter = OpCounter(snn)
+    plain_ops = per_step(snn, x, observers=[counter])
+    counter.remove()
+    rows.append(("C", "(plain step) with operation counting / without", plain_ops / plain, "<= 1.3"))
+    set_fused(snn, "on", dev)
+
     if dev.type == "cuda":
         peaks = {}
         for T in (8, 128):
             torch.cuda.reset_peak_memory_stats(dev)
-            simulate_snn(snn, [(x, y)], T, time_chunk=chunks[8])  # one chunk length for both: memory vs T
+            simulate_snn(snn, [(x, y)], T, time_chunk=1)
             peaks[T] = torch.cuda.max_memory_allocated(dev) / 2**20
         m8, m128 = peaks[8], peaks[128]
         rows.append(("P3", f"peak GPU memory T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB allocated)", m128 / m8, "<= 1.1"))
@@ -143,13 +196,25 @@ def main():
         m8 = peak_rss_child(args.arch, args.width, 8, args.batch)
         m128 = peak_rss_child(args.arch, args.width, 128, args.batch)
         rows.append(("P3", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
+        c8 = peak_rss_child(args.arch, args.width, 8, args.batch, count=True)
+        c128 = peak_rss_child(args.arch, args.width, 128, args.batch, count=True)
+        rows.append(("P3'", f"with counting: peak RSS T=128 / T=8 ({c128:.0f} / {c8:.0f} MiB)", c128 / c8, "<= 1.1"))
+        rows.append(("P3'", "peak RSS at T=128: counting on / off", c128 / m128, "<= 1.1"))
 
     labels = torch.randint(0, 10, (args.batch,), device=dev)
     qcfs_net = place(build(args.arch, args.width).train(), dev)
     relu_net = place(build(args.arch, args.width, "relu").train(), dev)
     t_qcfs = timed(train_step(qcfs_net, x, labels), repeat=5)
     t_relu = timed(train_step(relu_net, x, labels), repeat=5)
-    rows.append(("P4", "QCFS training step / ReLU training step", t_qcfs / t_relu, "<= 1.15"))
+    rows.append(("P4", "QCFS training step / ReLU training step, plain activation", t_qcfs / t_relu, "<= 1.15"))
+    from ann2snn.ann.activations import QuantClip
+    for m in qcfs_net.modules():
+        if isinstance(m, QuantClip):
+            m.fused = True
+    train_step(qcfs_net, x, labels)()  # warm-up (compiles forward and backward)
+    t_fused = timed(train_step(qcfs_net, x, labels), repeat=5)
+    rows.append(("P4", "QCFS training step / ReLU training step, fused activation (--fuse)", t_fused / t_relu,
+                 "<= 1.15"))
 
     images = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8)
     labels = torch.zeros(50000, dtype=torch.long)
@@ -163,14 +228,38 @@ def main():
     rows.append(("P5", f"data images/s / training images/s ({data_ips:.0f} / {train_ips:.0f})", data_ips / train_ips,
                  ">= 10"))
 
+    p6 = None
+    if not args.no_p6 and dev.type == "cpu":
+        from p6_spikingjelly import race
+
+        p6 = race(width=args.width, T=32, batch=256, n_images=512, repeat=3,
+                  data_dir=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data"))
+        rows.append(("P6", "our IF simulation / SpikingJelly's, plain step", p6["ours_s_plain"] / p6["sj_s"], "<= 0.5"))
+        rows.append(("P6", "our IF simulation / SpikingJelly's, fused step", p6["ours_s_fused"] / p6["sj_s"], "<= 0.5"))
+        rows.append(("P6", "ours fused + channels_last / SpikingJelly default layout",
+                     p6["ours_s_fused_channels_last"] / p6["sj_s"], "<= 0.5"))
+        rows.append(("P6", "ours fused + channels_last / SpikingJelly also channels_last",
+                     p6["ours_s_fused_channels_last"] / p6["sj_s_channels_last"], "<= 0.5"))
+
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
     lines = [f"Ratios measured in one run: {args.arch} x{args.width}, batch {args.batch}, MBIF(1+3), "
              f"torch {torch.__version__}, {torch.get_num_threads()} threads, device: {device}.", "",
              "| id | ratio | value | target | met |", "|---|---|---:|---|---|"]
     for rid, what, value, target in rows:
+        if target == "-":
+            lines.append(f"| {rid} | {what} | {value:.3f} | - | - |")
+            continue
         op, bound = target.split()
         met = value <= float(bound) if op == "<=" else value >= float(bound)
         lines.append(f"| {rid} | {what} | {value:.3f} | {target} | {'yes' if met else 'no'} |")
+    if p6 is not None:
+        lines += ["", f"P6 check, same SNN on both sides: {p6['network']}, {p6['images']}, T = {p6['T']}, batch "
+                  f"{p6['batch']}, {p6['sites']} IF sites with our θ (99.9th percentile). Predictions at T agree on "
+                  f"{100 * p6['agree_at_T']:.1f} % of 128 images; largest logit difference {p6['max_rel_logit_diff']:.2e} "
+                  f"of the logit scale; accuracy at T: ours {100 * p6['acc_ours']:.2f} %, SpikingJelly "
+                  f"{100 * p6['acc_sj']:.2f} %. Seconds (best of 3): ours plain {p6['ours_s_plain']:.2f}, fused "
+                  f"{p6['ours_s_fused']:.2f}, fused + channels_last {p6['ours_s_fused_channels_last']:.2f}; SpikingJelly "
+                  f"{p6['sj_s']:.2f}, channels_last {p6['sj_s_channels_last']:.2f}."]
     where = os.path.relpath(os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lines += ["", f"Command (from the repository's `{where}` folder): `python {' '.join(sys.argv)}`"]
     text = "\n".join(lines) + "\n"
@@ -179,7 +268,8 @@ def main():
         atomic_write_text(args.out, text)
         atomic_write_text(args.out.rsplit(".", 1)[0] + ".json",
                           json.dumps({"rows": [dict(zip(("id", "ratio", "value", "target"), r)) for r in rows],
-                                      "device": device, "torch": torch.__version__}, indent=1))
+                                      "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                                      "p6": p6}, indent=1))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,38 @@ def parse_lambda_init(text: str):
     return value
 
 
+def _set_threads(ctx, _param, value):
+    """--threads: set torch's CPU threads now (before any work); note when busy cores lower the count."""
+    import os
+
+    from ann2snn.plumbing.device import choose_threads
+
+    n = choose_threads(value)
+    if value == "auto" and not os.environ.get("OMP_NUM_THREADS") and n < torch_threads_default():
+        click.echo(f"note: other work is using some of the CPU cores (load {os.getloadavg()[0]:.1f}): running "
+                   f"with {n} thread{'s' if n > 1 else ''} (--threads N to choose)", err=True)
+    import torch
+
+    torch.set_num_threads(n)
+    return n
+
+
+def torch_threads_default() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def device_options(f):
-    """--device and --amp (see ann2snn.plumbing.device)."""
+    """--device, --amp and --threads (see ann2snn.plumbing.device)."""
+    f = click.option("--threads", default="auto", show_default=True, expose_value=False, is_eager=True,
+                     callback=_set_threads,
+                     help="CPU threads for torch. auto: the cores not busy with other work (cores minus the "
+                          "1-minute load average), at least 1; a machine's busy cores otherwise slow torch "
+                          "down many times. With OMP_NUM_THREADS set, auto keeps that.")(f)
     f = click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
                      help="bf16: convolutions and linear layers in bfloat16 autocast; quantizers and membrane "
                           "potentials stay float32.")(f)
@@ -242,6 +272,9 @@ def export_nir_cmd(checkpoint, out):
               help="Run each neuron step as one compiled kernel (torch.compile; bit-identical to the plain step, "
                    "about 10 s to compile on first use, then cached). auto: on for the CPU from 200,000 image-steps "
                    "(test images × max T), off on CUDA.")
+@click.option("--channels-last", is_flag=True,
+              help="On the CPU, simulate in channels_last memory format (faster convolutions, about 0.7x; always on "
+                   "for CUDA). float32 results may then differ from the default layout's by a rare spike.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
 @device_options
@@ -249,7 +282,7 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @claims_out("dir")
 def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
-              diagnostics, time_chunk_text, precision, fuse, plots, device, amp, out, quiet):
+              diagnostics, time_chunk_text, precision, fuse, channels_last, plots, device, amp, out, quiet):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     from ann2snn.ann.build import load_ann
     from ann2snn.plumbing.checkpoint import file_sha256, load_checkpoint
@@ -344,7 +377,8 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
                                                       dev, d)
         result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet and d.is_main,
                              T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
-                             device=dev, amp=amp, d=d, precision=precision, fuse=fuse)
+                             device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
+                             channels_last=channels_last)
         epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
         row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
         rows.append(row)
@@ -353,6 +387,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
                        "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
                        "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
                        "precision": precision, "fused": result["fused"],
+                       "channels_last": result["channels_last"],
                        "device": str(dev), "amp": amp, "processes": d.world, "checkpoint": ckpt["path"],
                        "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
                        "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,

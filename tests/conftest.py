@@ -34,9 +34,16 @@ def one_thread():
     ``ANN2SNN_TEST_THREADS=N`` runs them with N threads instead (``.ci/run`` runs the exactness
     tests with 1 and 2 threads)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("ANN2SNN_TEST_THREADS", "1")))
+    n = os.environ.get("ANN2SNN_TEST_THREADS", "1")
+    torch.set_num_threads(int(n))
+    omp = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = n  # so the CLI's --threads auto keeps this count (cli/main.py)
     yield
     torch.set_num_threads(before)
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp
 
 
 def write_fake_cifar10(root) -> str:

@@ -186,3 +186,33 @@ def test_train_ann_fuse_option_and_old_runs_resume_plain(tmp_path, fake_cifar):
     assert seen == [{True}, {True}, {False}]
     with pytest.raises(UserError, match="auto, on or off"):
         train_mod.train_ann({**cfg, "fuse": "always"}, str(tmp_path / "bad"), progress=False)
+
+
+@pytest.mark.exactness
+@pytest.mark.parametrize("bits", [(1, 3), (1, 0)])
+def test_fused_counting_gives_the_same_counts(bits):
+    """With fused neurons, OpCounter counts in one compiled pass; integer sums make it equal the plain count."""
+    from ann2snn.analysis.opcount import OpCounter, count_step
+    from ann2snn.conversion.simulate import simulate_snn
+
+    snn = convert(tiny_ann("vgg16"), EX, *bits)
+    batches = random_batches(16, 8, seed=7)
+    totals = []
+    for fused in (False, True):
+        set_fused(snn, fused)
+        counter = OpCounter(snn)
+        simulate_snn(snn, batches, 6, observers=[counter])
+        counter.remove()
+        assert all(n.fused is fused for n in neurons_of(snn))
+        totals.append([counter.totals(T) for T in (1, 3, 6)])
+    assert totals[0] == totals[1]
+    assert totals[0][-1]["events"] > 0
+    # the step function itself, compiled against plain, on counts up to 255
+    g = torch.Generator().manual_seed(2)
+    q = torch.tensor(0.3)
+    out = torch.randint(0, 256, (9, 5, 4, 3), generator=g).float() * q
+    with torch.inference_mode():
+        a, b = count_step(out, q, 8), fuse.compiled(count_step)(out, q, 8)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    k = torch.round(out / q).long().reshape(9, -1)
+    assert torch.equal(a[1].long(), sum((k >> i) & 1 for i in range(8)).sum(0))

@@ -66,6 +66,7 @@ from torch.nn import functional as F
 
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.simulate import Observer
+from ann2snn.plumbing import fuse
 
 #: energy of one accumulate (32-bit float add, 45 nm; Horowitz ISSCC 2014), in pJ
 E_AC_PJ = 0.9
@@ -90,6 +91,28 @@ def _popcount_fixed(k: torch.Tensor, num_bits: int) -> torch.Tensor:
     for b in range(1, num_bits):
         out = out + ((k >> b) & 1)
     return out
+
+
+def count_step(out: torch.Tensor, q: torch.Tensor, num_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-element counts of one step's spikes, summed over the batch.
+
+    Args:
+        out: the spike values ``s = k·q`` of one step, ``[B, ...]``.
+        q: the neuron's quantum (0-dim).
+        num_bits: bits of the largest count K (``K.bit_length()``).
+
+    Returns:
+        ``(nonzero, popcount)``, each int32 ``[N]`` (N = elements per image): Σ over the batch of
+        ``[k ≠ 0]`` and of ``popcount(k)``. Integer sums, so any summation order gives the same
+        numbers: the compiled version (:mod:`ann2snn.plumbing.fuse`, one pass over ``out``) equals
+        this plain one exactly.
+    """
+    k = torch.round(out / q).to(torch.int32).reshape(out.shape[0], -1)
+    nonzero = (k != 0).to(torch.int32).sum(0, dtype=torch.int32)
+    pc = k & 1
+    for b in range(1, num_bits):
+        pc = pc + ((k >> b) & 1)
+    return nonzero, pc.sum(0, dtype=torch.int32)
 
 
 def energy_uj(macs: float = 0.0, acs: float = 0.0) -> float:
@@ -335,6 +358,12 @@ class OpCounter(Observer):
             self._dev_fanout[key] = self.fanout[name].to(device)
         return self._dev_fanout[key]
 
+    def _fan64(self, name: str, device) -> torch.Tensor:
+        key = (name, str(device), "float64")
+        if key not in self._dev_fanout:
+            self._dev_fanout[key] = self._fan(name, device).reshape(-1).to(torch.float64)
+        return self._dev_fanout[key]
+
     def _hook(self, name: str):
         def hook(mod, inp, out):
             if not self._active or mod.mode != "snn":
@@ -343,23 +372,13 @@ class OpCounter(Observer):
             if tuple(out.shape[1:]) != tuple(fan.shape):
                 raise ValueError(f"neuron '{name}' output {tuple(out.shape[1:])} does not match the fan-out map "
                                  f"{tuple(fan.shape)} probed at input shape {self.input_shape}")
-            # the narrowest integer type keeps the per-element work small (uint8 for K <= 255); every
-            # temporary lives in buffers allocated once per batch (allocating them per step made peak
-            # memory grow with T through allocator churn)
-            b = self._buffers(name, out, torch.uint8 if mod.k_max < 256 else torch.int32)
-            torch.div(out, mod.quantum(), out=b["f"]).round_()
-            b["k"].copy_(b["f"])
-            b["f"].copy_(torch.ne(b["k"], 0, out=b["nz"]))
-            events = self._weighted_sum(b, name)
-            if mod.k_max == 1:  # IF: one bit, popcount(k) = [k != 0]
-                bitops = events
+            if mod.fused and out.dim() == 4:  # one compiled pass (same integers as the plain path)
+                nonzero, pc = fuse.run_fused(mod, count_step, out, mod.quantum(), mod.k_max.bit_length())
+                fan64 = self._fan64(name, out.device)
+                events = torch.dot(nonzero.to(torch.float64), fan64)
+                bitops = events if mod.k_max == 1 else torch.dot(pc.to(torch.float64), fan64)
             else:
-                b["pc"].zero_()
-                for bit in range(mod.k_max.bit_length()):
-                    torch.bitwise_right_shift(b["k"], bit, out=b["tmp"])
-                    b["pc"].add_(b["tmp"].bitwise_and_(1))
-                b["f"].copy_(b["pc"])
-                bitops = self._weighted_sum(b, name)
+                events, bitops = self._plain_counts(name, mod, out)
             # written into one preallocated tensor: per-step tensors kept until the end of the batch
             # would pin small blocks between the large ones and grow the heap with T
             if self._t >= self._counts.shape[2]:
@@ -368,6 +387,25 @@ class OpCounter(Observer):
             self._counts[i, 0, self._t] += events
             self._counts[i, 1, self._t] += bitops
         return hook
+
+    def _plain_counts(self, name: str, mod, out: torch.Tensor):
+        """Events and bit-plane ACs of one step (float64 0-dim tensors), op by op in scratch buffers."""
+        # the narrowest integer type keeps the per-element work small (uint8 for K <= 255); every
+        # temporary lives in buffers allocated once per batch (allocating them per step made peak
+        # memory grow with T through allocator churn)
+        b = self._buffers(name, out, torch.uint8 if mod.k_max < 256 else torch.int32)
+        torch.div(out, mod.quantum(), out=b["f"]).round_()
+        b["k"].copy_(b["f"])
+        b["f"].copy_(torch.ne(b["k"], 0, out=b["nz"]))
+        events = self._weighted_sum(b, name)
+        if mod.k_max == 1:  # IF: one bit, popcount(k) = [k != 0]
+            return events, events
+        b["pc"].zero_()
+        for bit in range(mod.k_max.bit_length()):
+            torch.bitwise_right_shift(b["k"], bit, out=b["tmp"])
+            b["pc"].add_(b["tmp"].bitwise_and_(1))
+        b["f"].copy_(b["pc"])
+        return events, self._weighted_sum(b, name)
 
     def _buffers(self, name: str, out: torch.Tensor, kind: torch.dtype) -> dict:
         """Scratch tensors for one site, made at its first step of a batch and reused for the rest.
@@ -381,13 +419,13 @@ class OpCounter(Observer):
         if b is None or b["f"].shape != out.shape or b["f"].dtype != out.dtype or b["f"].device != out.device:
             like = dict(device=out.device)
             n = out[0].numel()
-            b = {"f": torch.empty_like(out), "k": torch.empty(out.shape, dtype=kind, **like),
+            b = {"f": torch.empty(out.shape, dtype=out.dtype, **like), "k": torch.empty(out.shape, dtype=kind, **like),
                  "nz": torch.empty(out.shape, dtype=torch.bool, **like),
                  "pc": torch.empty(out.shape, dtype=kind, **like), "tmp": torch.empty(out.shape, dtype=kind, **like),
                  "ones": torch.ones(out.shape[0], dtype=out.dtype, **like),
                  "per_elem": torch.empty(n, dtype=out.dtype, **like),
                  "per_elem64": torch.empty(n, dtype=torch.float64, **like),
-                 "fan64": self._fan(name, out.device).reshape(-1).to(torch.float64)}
+                 "fan64": self._fan64(name, out.device)}
             self._scratch[name] = b
         return b
 

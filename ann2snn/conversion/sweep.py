@@ -128,7 +128,7 @@ def precision_dtype(precision: str, amp: str = "none") -> torch.dtype:
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
                 ops: bool = True, diagnostics: bool = False, time_chunk: int | str = 1,
                 device: torch.device | str = "cpu", amp: str = "none", d: Dist = Dist(),
-                precision: str = "float32", fuse: str | bool = "auto") -> dict:
+                precision: str = "float32", fuse: str | bool = "auto", channels_last: bool = False) -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
     With ``ops``, operation counts and energies per image at each T of ``T_list``
@@ -140,12 +140,14 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     ``precision="float64"`` runs every layer, quantizer and membrane potential in float64
     (:data:`PRECISIONS`); the ANN column is then the float64 ANN. ``fuse`` picks the fused or the
     plain neuron step (:func:`~ann2snn.conversion.simulate.set_fused`; same results).
+    ``channels_last`` puts the network in that memory format on the CPU too (faster convolutions;
+    float32 may then differ by a rare spike, see :func:`~ann2snn.plumbing.device.place`).
 
     Raises:
         UserError: an unknown precision, or float64 together with ``amp="bf16"``.
     """
     device = torch.device(device)
-    snn = place(snn.to(precision_dtype(precision, amp)), device)
+    snn = place(snn.to(precision_dtype(precision, amp)), device, True if channels_last else None)
     T_list = T_list or [T_max]
     check_work(snn, batches, T_max, device)
     set_mode(snn, "ann")
@@ -181,7 +183,8 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     curve = (correct.double() / total_snn).tolist()
     result = {"ann_acc": ann_correct / total, "curve": curve, "samples": total_snn,
               "snn_seconds": time.time() - t0, "time_chunk": time_chunk, "precision": precision,
-              "fused": fused and all(n.fused for n in neurons_of(snn))}
+              "fused": fused and all(n.fused for n in neurons_of(snn)),
+              "channels_last": bool(channels_last) or device.type == "cuda"}
     if counter is not None:
         result["ops"] = [{**counter.totals(T), "accuracy": round(100 * curve[T - 1], 2)} for T in T_list]
     if diag is not None:

@@ -53,9 +53,48 @@ def autocast(device: torch.device, amp: str | None):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def place(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device``; on CUDA also to ``channels_last`` memory format."""
+def place(model: nn.Module, device: torch.device, channels_last: bool | None = None) -> nn.Module:
+    """Move ``model`` to ``device``, in ``channels_last`` memory format on CUDA (or when
+    ``channels_last`` is True; False keeps the default layout). A convolution whose weight is
+    channels_last returns channels_last outputs, so the inputs need no change.
+
+    On the CPU, channels_last lets oneDNN skip the layout reorders around every convolution (about
+    0.7× the time of a ¼-width VGG-16 forward, benchmarks/ratios.py). It is off by default there:
+    the convolutions then round differently, so a float32 result may differ from the default layout's
+    by a rare spike (float64 does not, see README "Reproducibility").
+    """
     model = model.to(device)
-    if device.type == "cuda":
+    if channels_last if channels_last is not None else device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def choose_threads(spec: str | int = "auto") -> int:
+    """The number of torch CPU threads for ``--threads``.
+
+    ``auto``: the idle cores, i.e. the usable cores minus the 1-minute load average (rounded), at least 1.
+    Two OpenMP threads on two cores of which one is busy wait for each other at every barrier: a
+    torch job then ran about 10× slower than with one thread (issue 17). When ``OMP_NUM_THREADS`` is
+    set, ``auto`` keeps torch's own setting (the user chose). A whole number N >= 1 is taken as is.
+
+    Raises:
+        UserError: anything else.
+    """
+    import os
+
+    if spec == "auto":
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # macOS / Windows
+            cores = os.cpu_count() or 1
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows
+            busy = 0.0
+        return max(1, min(cores, cores - round(busy)))
+    text = str(spec).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise UserError(f"--threads must be 'auto' or a whole number >= 1, got {spec!r}")
+    return int(text)
