@@ -19,6 +19,9 @@ cd "$work"
 line=$(grep -m1 '^pip install -e \. && ann2snn train-ann' README.md)
 job=${line#pip install -e . && }
 echo "main job: $job"
+if [ "$mode" = quiet ]; then  # the 1-minute load average lags: wait for it to show a quiet machine
+  for _ in $(seq 36); do awk '{exit !($1 < 0.5)}' /proc/loadavg && break; sleep 5; done
+fi
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg) before start, mode $mode"
 if [ "$mode" = busy ]; then
   python -c "while True: pass" & busy_pid=$!
