@@ -32,37 +32,28 @@ def parse_lambda_init(text: str):
 
 
 def _set_threads(ctx, _param, value):
-    """--threads: set torch's CPU threads now (before any work); note when busy cores lower the count."""
+    """--threads: set torch's CPU threads now (before any work); say so when busy cores lower the count."""
     import os
 
-    from ann2snn.plumbing.device import choose_threads
-
-    n = choose_threads(value)
-    if value == "auto" and not os.environ.get("OMP_NUM_THREADS") and n < torch_threads_default():
-        click.echo(f"note: other work is using some of the CPU cores (load {os.getloadavg()[0]:.1f}): running "
-                   f"with {n} thread{'s' if n > 1 else ''} (--threads N to choose)", err=True)
     import torch
 
+    from ann2snn.plumbing.device import choose_threads, usable_cores
+
+    n = choose_threads(value)
+    if value == "auto" and not os.environ.get("OMP_NUM_THREADS") and n < usable_cores():
+        click.echo(f"note: other processes keep {usable_cores() - n} of {usable_cores()} CPU cores busy: running with "
+                   f"{n} thread{'s' if n > 1 else ''} (--threads N to choose)", err=True)
     torch.set_num_threads(n)
     return n
-
-
-def torch_threads_default() -> int:
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def device_options(f):
     """--device, --amp and --threads (see ann2snn.plumbing.device)."""
     f = click.option("--threads", default="auto", show_default=True, expose_value=False, is_eager=True,
                      callback=_set_threads,
-                     help="CPU threads for torch. auto: the cores not busy with other work (cores minus the "
-                          "1-minute load average), at least 1; a machine's busy cores otherwise slow torch "
-                          "down many times. With OMP_NUM_THREADS set, auto keeps that.")(f)
+                     help="CPU threads for torch. auto: the cores that other processes do not keep busy (measured "
+                          "for 0.25 s at start), at least 1; busy cores otherwise slow torch down many times. "
+                          "With OMP_NUM_THREADS set, auto keeps that.")(f)
     f = click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
                      help="bf16: convolutions and linear layers in bfloat16 autocast; quantizers and membrane "
                           "potentials stay float32.")(f)

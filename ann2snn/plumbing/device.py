@@ -69,13 +69,53 @@ def place(model: nn.Module, device: torch.device, channels_last: bool | None = N
     return model
 
 
+def busy_cores(interval: float = 0.25) -> float | None:
+    """How many cores other processes keep busy now: the non-idle share of all CPU time in
+    ``/proc/stat`` over ``interval`` seconds, times the number of cores (Linux; ``None`` elsewhere).
+
+    This process sleeps while it measures, so its own past work does not count (the load average,
+    by contrast, still holds the previous command's minute of work).
+    """
+    import os
+    import time
+
+    def snapshot():
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = snapshot()
+        time.sleep(interval)
+        total1, idle1 = snapshot()
+    except (OSError, ValueError, IndexError):
+        return None
+    dt = total1 - total0
+    if dt <= 0:
+        return 0.0
+    return (1.0 - (idle1 - idle0) / dt) * (os.cpu_count() or 1)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS / Windows
+        return os.cpu_count() or 1
+
+
 def choose_threads(spec: str | int = "auto") -> int:
     """The number of torch CPU threads for ``--threads``.
 
-    ``auto``: the idle cores, i.e. the usable cores minus the 1-minute load average (rounded), at least 1.
-    Two OpenMP threads on two cores of which one is busy wait for each other at every barrier: a
-    torch job then ran about 10× slower than with one thread (issue 17). When ``OMP_NUM_THREADS`` is
-    set, ``auto`` keeps torch's own setting (the user chose). A whole number N >= 1 is taken as is.
+    ``auto``: the usable cores minus the cores other processes keep busy right now (:func:`busy_cores`,
+    a core counts from half busy), at least 1. Two OpenMP threads on two cores of which one is busy
+    wait for each other at every barrier: a torch job then ran about 10× slower than with one thread
+    (issue 17). Where ``/proc/stat`` is missing (macOS, Windows), all usable cores. When
+    ``OMP_NUM_THREADS`` is set, ``auto`` keeps torch's own setting (the user chose). A whole number
+    N >= 1 is taken as is.
 
     Raises:
         UserError: anything else.
@@ -85,15 +125,11 @@ def choose_threads(spec: str | int = "auto") -> int:
     if spec == "auto":
         if os.environ.get("OMP_NUM_THREADS"):
             return torch.get_num_threads()
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # macOS / Windows
-            cores = os.cpu_count() or 1
-        try:
-            busy = os.getloadavg()[0]
-        except (AttributeError, OSError):  # Windows
-            busy = 0.0
-        return max(1, min(cores, cores - round(busy)))
+        cores = usable_cores()
+        busy = busy_cores()
+        if busy is None:
+            return cores
+        return max(1, min(cores, cores - int(busy + 0.5)))
     text = str(spec).strip()
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise UserError(f"--threads must be 'auto' or a whole number >= 1, got {spec!r}")
