@@ -4,7 +4,8 @@ The public API (see the README's "Python API"): :func:`convert_model`, :func:`si
 :func:`iter_steps`, :func:`accuracy_sweep`, :func:`ann_parity`, the neuron :class:`MultiBitIF`, the ANN
 activations :class:`QCFS` / :class:`MatchedQuant`, :func:`swap_maxpool_for_avgpool`,
 :func:`record_spike_counts`, :func:`check_bitplanes` (Fig. 4 on your network), and
-:func:`save_snn` / :func:`load_snn` (your own converted model, or checkpoints of ``ann2snn convert``).
+:func:`save_snn` / :func:`load_snn` (your own converted model, or checkpoints of ``ann2snn convert``),
+and :func:`set_fused` (each neuron step as one compiled kernel, bit-identical).
 """
 
 __version__ = "0.1.0"
@@ -14,9 +15,10 @@ from .api import accuracy_sweep, ann_parity, convert_model, iter_steps, simulate
 from ann2snn.plumbing.errors import UserError  # noqa: E402
 from ann2snn.conversion.neurons import MultiBitIF  # noqa: E402
 from ann2snn.conversion.opcheck import swap_maxpool_for_avgpool  # noqa: E402
-from ann2snn.conversion.simulate import record_spike_counts  # noqa: E402
+from ann2snn.conversion.simulate import record_spike_counts, set_fused  # noqa: E402
 from ann2snn.conversion.snn import load_snn, save_snn  # noqa: E402
 from ann2snn.analysis.bitplane import check_bitplanes  # noqa: E402
 
 __all__ = ["QCFS", "MatchedQuant", "MultiBitIF", "UserError", "ann_parity", "convert_model", "iter_steps",
-           "load_snn", "save_snn", "check_bitplanes", "record_spike_counts", "simulate_logits", "accuracy_sweep", "swap_maxpool_for_avgpool"]
+           "load_snn", "save_snn", "check_bitplanes", "record_spike_counts", "simulate_logits", "accuracy_sweep", "swap_maxpool_for_avgpool",
+           "set_fused"]

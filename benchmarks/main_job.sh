@@ -29,7 +29,7 @@ if [ "$mode" = busy ]; then
 fi
 export PATH="$work.venv/bin:$PATH"
 start=$(date +%s.%N)
-IFS='&' read -r -a parts <<<"${job//&&/&}"
+mapfile -t parts < <(printf '%s\n' "$job" | sed 's/ && /\n/g')
 for part in "${parts[@]}"; do
   t0=$(date +%s.%N)
   eval "$part" > "$work/log.txt" 2>&1 || { cat "$work/log.txt"; exit 1; }
