@@ -216,24 +216,3 @@ def test_fused_counting_gives_the_same_counts(bits):
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     k = torch.round(out / q).long().reshape(9, -1)
     assert torch.equal(a[1].long(), sum((k >> i) & 1 for i in range(8)).sum(0))
-
-
-@pytest.mark.exactness
-def test_fused_diagnostics_give_the_same_rows():
-    """LayerDiagnostics with fused neurons takes each step's statistics in one compiled pass; integer
-    sums make every row equal to the plain path's."""
-    from ann2snn.analysis.diagnostics import LayerDiagnostics
-    from ann2snn.conversion.simulate import simulate_snn
-
-    snn = convert(tiny_ann("vgg16"), EX, 1, 3)
-    batches = random_batches(16, 8, seed=9)
-    rows = []
-    for fused in (False, True):
-        set_fused(snn, fused)
-        diag = LayerDiagnostics(snn, [2, 6])
-        simulate_snn(snn, batches, 6, observers=[diag])
-        diag.remove()
-        assert all(n.fused is fused for n in neurons_of(snn))
-        rows.append(diag.rows())
-    assert rows[0] == rows[1]
-    assert any(r["firing_rate"] > 0 for r in rows[0]) and all(r["first_spike_step"] for r in rows[0][:3])

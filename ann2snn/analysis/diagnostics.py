@@ -19,26 +19,6 @@ from torch import nn
 
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.simulate import Observer
-from ann2snn.plumbing import fuse
-
-
-def diag_step(out: torch.Tensor, q: torch.Tensor, k_max: int, fired: torch.Tensor, cum: torch.Tensor):
-    """One step's statistics of one site.
-
-    Args:
-        out: spike values ``s = k·q`` of the step, ``[B, ...]``; q: quantum (0-dim); k_max: K.
-        fired: bool ``[B, ...]``, elements that fired at an earlier step of the batch.
-        cum: ``[B, ...]``, the spike values summed over the earlier steps.
-
-    Returns:
-        ``(sums, fired', cum')``: ``sums`` = int64 ``[3]`` (Σk, elements at k = K, elements with k ≠ 0),
-        ``fired' = fired | (k ≠ 0)`` and ``cum' = cum + out``. Integer sums, so the compiled version
-        (:mod:`ann2snn.plumbing.fuse`, one pass) gives the same numbers as this plain one.
-    """
-    k = torch.round(out / q).to(torch.int32)
-    nz = k != 0
-    sums = torch.stack([k.sum(dtype=torch.int64), (k == k_max).sum(dtype=torch.int64), nz.sum(dtype=torch.int64)])
-    return sums, fired | nz, cum + out
 
 
 class LayerDiagnostics(Observer):
@@ -66,6 +46,7 @@ class LayerDiagnostics(Observer):
         self._ann: dict[str, torch.Tensor] = {}
         self._cum: dict[str, torch.Tensor] = {}
         self._fired: dict[str, torch.Tensor] = {}
+        self._scratch: dict[str, tuple] = {}
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.sites.items()]
 
     def _hook(self, name):
@@ -75,18 +56,25 @@ class LayerDiagnostics(Observer):
             if mod.mode == "ann":
                 self._ann[name] = out.detach()
                 return
-            if name not in self._cum:  # first step of a batch: nothing fired yet, nothing summed
-                self._fired[name] = torch.zeros(out.shape, dtype=torch.bool, device=out.device)
-                self._cum[name] = torch.zeros_like(out)
-            args = (out, mod.quantum(), mod.k_max, self._fired[name], self._cum[name])
-            step = fuse.run_fused(mod, diag_step, *args) if mod.fused and out.dim() == 4 else diag_step(*args)
-            k_sum, saturated, nonzero = step[0].tolist()  # one read per site and step
-            self._fired[name], self._cum[name] = step[1], step[2]
-            self.rate_sum[name] += k_sum / mod.k_max
-            self.rate_n[name] += out.numel()
-            self.sat_sum[name] += saturated
-            if nonzero and (self.first_step[name] is None or self._t + 1 < self.first_step[name]):
-                self.first_step[name] = self._t + 1
+            # scratch tensors made once per batch and reused every step (see OpCounter._buffers)
+            if name not in self._cum:
+                self._scratch[name] = (torch.empty_like(out), torch.empty(out.shape, dtype=torch.bool,
+                                                                           device=out.device))
+            k, flag = self._scratch[name]
+            torch.div(out, mod.quantum(), out=k).round_()
+            self.rate_sum[name] += float(k.sum()) / mod.k_max
+            self.rate_n[name] += k.numel()
+            self.sat_sum[name] += float(torch.eq(k, mod.k_max, out=flag).sum())
+            nz = torch.ne(k, 0, out=flag)
+            if name not in self._cum:
+                self._fired[name] = nz.clone()
+                self._cum[name] = out.detach().clone()
+            else:
+                self._fired[name].logical_or_(nz)
+                self._cum[name].add_(out)
+            if self.first_step[name] is None or self._t + 1 < self.first_step[name]:
+                if bool(nz.any()):
+                    self.first_step[name] = self._t + 1
         return hook
 
     def begin_batch(self, x, y):
