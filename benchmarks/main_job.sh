@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times the README's main job as a new user runs it: a fresh clone, installed into a fresh virtual
 # environment (pip install not timed), then the README's command after its `pip install -e . &&`.
-# Usage: bash benchmarks/main_job.sh [quiet|busy] [extra environment, e.g. ANN2SNN_THREADS=2]
+# Usage: [OMP_NUM_THREADS=N] bash benchmarks/main_job.sh [quiet|busy]   (OMP_NUM_THREADS forces a thread count)
 #   busy: one CPU-bound process runs beside the job the whole time (a browser tab, a second job, CI).
 # Prints the wall time of the whole job and of each command. The clone goes next to this checkout
 # (so that --download finds ../shared/data on this project's machines) and is removed afterwards.

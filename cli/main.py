@@ -39,6 +39,8 @@ def _set_threads(ctx, _param, value):
 
     from ann2snn.plumbing.device import choose_threads, usable_cores
 
+    if ctx.resilient_parsing:  # shell completion: no measuring, no messages
+        return None
     n = choose_threads(value)
     if value == "auto" and not os.environ.get("OMP_NUM_THREADS") and n < usable_cores():
         click.echo(f"note: other processes keep {usable_cores() - n} of {usable_cores()} CPU cores busy: running with "

@@ -74,12 +74,16 @@ def test_fused_network_gives_the_same_spikes_and_logits(arch, bits, cap):
 
 @pytest.mark.exactness
 def test_fused_step_with_time_chunk_equals_plain_step_by_step():
-    snn = convert(tiny_ann("vgg16"), EX, 1, 3)
-    batches = random_batches(16, 8, seed=5)
+    """Merging 4 steps into the batch changes the conv shapes: compared in float64, where they agree."""
+    snn = convert(tiny_ann("vgg16"), EX, 1, 3).double()
+    batches = [(x.double(), y) for x, y in random_batches(16, 8, seed=5)]
     plain = record_spike_counts(snn, batches, 8)
     set_fused(snn, True)
-    chunked = record_spike_counts(snn, batches, 8, time_chunk=1)
-    assert torch.equal(plain["logits"], chunked["logits"])
+    chunked = record_spike_counts(snn, batches, 8, time_chunk=4)
+    assert all(n.fused for n in neurons_of(snn))
+    for site in plain["counts"]:
+        assert torch.equal(plain["counts"][site], chunked["counts"][site]), site
+    assert torch.allclose(plain["logits"], chunked["logits"], rtol=0, atol=1e-12)
 
 
 def test_set_fused_modes_and_bad_value():
@@ -100,6 +104,16 @@ def test_fused_step_falls_back_to_the_plain_step_with_one_warning(monkeypatch):
         return fail
 
     monkeypatch.setattr(fuse, "compiled", broken)
+    # a real error (the plain step fails too) is raised as it is, with no warning, and fusion stays on
+    bad = MultiBitIF(1.0, 1, 3)
+    bad.fused = True
+    bad(torch.zeros(4, 3, 2, 2))
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        with pytest.raises(RuntimeError):
+            bad(torch.zeros(5, 3, 2, 2))  # shape differs from v
+    assert bad.fused is True
     n = MultiBitIF(1.0, 1, 3)
     ref = MultiBitIF(1.0, 1, 3)
     n.fused = True
@@ -216,3 +230,23 @@ def test_fused_counting_gives_the_same_counts(bits):
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     k = torch.round(out / q).long().reshape(9, -1)
     assert torch.equal(a[1].long(), sum((k >> i) & 1 for i in range(8)).sum(0))
+
+
+def test_threads_option_bad_values_and_busy_count(capsys):
+    from ann2snn.cli.main import main
+    from ann2snn.plumbing.device import busy_cores, choose_threads
+
+    for bad in ("0", "-1", "abc", "3000000000", "99999999999999999999"):
+        code = main(["sweep", "--threads", bad, "--checkpoint", "x.pt", "--out", "o"])
+        err = capsys.readouterr().err
+        assert code == 2 and "--threads must be" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, bad
+    busy = busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= len(__import__("os").sched_getaffinity(0)) + 1e-6
+    assert choose_threads("3") == 3
+
+
+def test_first_step_keeps_a_wider_v0_dtype():
+    """A float64 neuron fed float32 currents keeps a float64 potential from the first step on (as before)."""
+    n = MultiBitIF(1.0, 1, 3).double()
+    s = n(torch.full((2, 3), 0.3))
+    assert n.v.dtype == torch.float64 and s.dtype == torch.float64

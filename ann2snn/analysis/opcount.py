@@ -59,6 +59,7 @@ are returned in µJ per image. Memory access, which dominates real hardware, is 
 from __future__ import annotations
 
 import math
+import types
 
 import torch
 from torch import nn
@@ -346,6 +347,8 @@ class OpCounter(Observer):
         self._dev_fanout: dict = {}
         self._scratch: dict = {}
         self._active = False
+        #: whether counting may take the compiled pass (turned off, for counting only, if it cannot compile)
+        self._fused_count = types.SimpleNamespace(fused=True)
         self._handles = []
         for name, m in snn.named_modules():
             if isinstance(m, MultiBitIF):
@@ -372,8 +375,8 @@ class OpCounter(Observer):
             if tuple(out.shape[1:]) != tuple(fan.shape):
                 raise ValueError(f"neuron '{name}' output {tuple(out.shape[1:])} does not match the fan-out map "
                                  f"{tuple(fan.shape)} probed at input shape {self.input_shape}")
-            if mod.fused and out.dim() == 4:  # one compiled pass (same integers as the plain path)
-                nonzero, pc = fuse.run_fused(mod, count_step, out, mod.quantum(), mod.k_max.bit_length())
+            if mod.fused and self._fused_count.fused and out.dim() == 4:  # one compiled pass (same integers)
+                nonzero, pc = fuse.run_fused(self._fused_count, count_step, out, mod.quantum(), mod.k_max.bit_length())
                 fan64 = self._fan64(name, out.device)
                 events = torch.dot(nonzero.to(torch.float64), fan64)
                 bitops = events if mod.k_max == 1 else torch.dot(pc.to(torch.float64), fan64)

@@ -69,20 +69,26 @@ def plot_firing_rates(curves: list[dict], path: str) -> None:
     neuron sites' names (module names, in network order)."""
     fig = _figure(8.5, 5.0)
     ax = fig.add_subplot(111)
-    names: list[str] = []
+    site_lists = {tuple(r["site"] for r in row["layers"]) for row in curves if row.get("layers")}
+    names = list(next(iter(site_lists))) if len(site_lists) == 1 else []  # names only when all models share them
     rates = []
+    longest = 0
     for i, row in enumerate(curves):
         layers = row.get("layers")
         if not layers:
             continue
-        if len(layers) > len(names):
-            names = [r["site"] for r in layers]
         values = [r["firing_rate"] for r in layers]
         rates += values
+        longest = max(longest, len(layers))
         ax.plot(range(len(layers)), values, marker="o", markersize=3, color=f"C{i % 10}", label=_label(row))
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("neuron site (module name, in network order)")
+    if names:
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("neuron site (module name, in network order)")
+    else:  # models with different sites: a name would be wrong for some curve
+        ax.set_xticks(range(longest))
+        ax.set_xticklabels([str(i + 1) for i in range(longest)], fontsize=7)
+        ax.set_xlabel("neuron site (index in network order; the models have different sites)")
     ax.set_ylabel("firing rate (mean k/K per step)")
     ax.set_yscale("log")
     _log_ticks(ax, rates)

@@ -170,8 +170,8 @@ class MultiBitIF(nn.Module):
         """
         x = at_least_float32(x)
         q = self.quantum()
-        if self.v is None:  # the first step runs plain: v_0 is a 0-dim tensor broadcast over x
-            s, self.v = if_step(self.initial_potential(), x, q, self.k_max)
+        if self.v is None:  # the first step runs plain: v_0 broadcast over x (it keeps v_0's dtype if wider)
+            s, self.v = if_step(self.initial_potential().expand_as(x), x, q, self.k_max)
         elif self.fused and x.dim() == 4:  # feature maps: one compiled kernel, bit-identical (ann2snn.plumbing.fuse)
             s, self.v = fuse.run_fused(self, if_step, self.v, x, q, self.k_max)
         else:

@@ -70,31 +70,43 @@ def place(model: nn.Module, device: torch.device, channels_last: bool | None = N
 
 
 def busy_cores(interval: float = 0.25) -> float | None:
-    """How many cores other processes keep busy now: the non-idle share of all CPU time in
-    ``/proc/stat`` over ``interval`` seconds, times the number of cores (Linux; ``None`` elsewhere).
+    """How many of this process's usable cores other processes keep busy now: the non-idle share of
+    each usable CPU's time in ``/proc/stat`` over ``interval`` seconds, summed (Linux; ``None`` elsewhere).
 
-    This process sleeps while it measures, so its own past work does not count (the load average,
-    by contrast, still holds the previous command's minute of work).
+    Only the CPUs in this process's affinity set count (a container or ``taskset`` on a big host sees
+    its own cores, not the host's). This process sleeps while it measures, so its own past work does
+    not count (the load average, by contrast, still holds the previous command's minute of work).
     """
     import os
     import time
 
+    try:
+        mine = os.sched_getaffinity(0)
+    except AttributeError:
+        return None
+
     def snapshot():
+        per_cpu = {}
         with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-        return sum(fields), idle
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in mine:
+                    v = [float(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+                    per_cpu[name] = (sum(v), v[3] + (v[4] if len(v) > 4 else 0.0))
+        return per_cpu
 
     try:
-        total0, idle0 = snapshot()
+        before = snapshot()
         time.sleep(interval)
-        total1, idle1 = snapshot()
+        after = snapshot()
     except (OSError, ValueError, IndexError):
         return None
-    dt = total1 - total0
-    if dt <= 0:
-        return 0.0
-    return (1.0 - (idle1 - idle0) / dt) * (os.cpu_count() or 1)
+    busy = 0.0
+    for cpu, (total1, idle1) in after.items():
+        total0, idle0 = before.get(cpu, (total1, idle1))
+        if total1 > total0:
+            busy += 1.0 - (idle1 - idle0) / (total1 - total0)
+    return busy
 
 
 def usable_cores() -> int:
@@ -105,6 +117,10 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS / Windows
         return os.cpu_count() or 1
+
+
+#: the largest ``--threads N`` accepted
+MAX_THREADS = 1024
 
 
 def choose_threads(spec: str | int = "auto") -> int:
@@ -131,6 +147,6 @@ def choose_threads(spec: str | int = "auto") -> int:
             return cores
         return max(1, min(cores, cores - int(busy + 0.5)))
     text = str(spec).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise UserError(f"--threads must be 'auto' or a whole number >= 1, got {spec!r}")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_THREADS:
+        raise UserError(f"--threads must be 'auto' or a whole number from 1 to {MAX_THREADS}, got {spec!r}")
     return int(text)

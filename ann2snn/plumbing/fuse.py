@@ -54,14 +54,19 @@ def compiled(fn: Callable) -> Callable:
 
 
 def run_fused(owner, fn: Callable, *args):
-    """``compiled(fn)(*args)``; where torch.compile fails here (e.g. no C++ compiler), warn once, set
-    ``owner.fused = False`` and return the plain ``fn(*args)`` (same values; a real error in ``fn``
-    is then raised by the plain call)."""
+    """``compiled(fn)(*args)``; where that fails and the plain ``fn(*args)`` works (torch.compile does not
+    work here, e.g. no C++ compiler), warn once, set ``owner.fused = False`` and return the plain result
+    (same values). When the plain call fails too, its own error is raised and nothing is switched off.
+
+    Limit: in training, AOTAutograd may compile the backward only at ``loss.backward()``; a failure
+    there is not caught here (run ``train-ann --fuse off``).
+    """
     try:
         return compiled(fn)(*args)
     except Exception as err:  # compile errors surface on the first call
+        result = fn(*args)  # a real error (bad shapes, out of memory) is raised here, unchanged
         first = (str(err).splitlines() or [""])[0][:200]
         warnings.warn(f"fused {getattr(fn, '__name__', 'step')} unavailable ({type(err).__name__}: {first}); "
                       "using the plain step (same results, slower)", RuntimeWarning, stacklevel=3)
         owner.fused = False
-        return fn(*args)
+        return result
