@@ -87,7 +87,7 @@ _ROUTING_OPS = {
 
 
 def _popcount_fixed(k: torch.Tensor, num_bits: int) -> torch.Tensor:
-    """popcount of int64 counts in ``0..2^num_bits − 1`` (no checks, no device sync)."""
+    """popcount of integer counts in ``0..2^num_bits − 1`` (no checks, no device sync)."""
     out = k & 1
     for b in range(1, num_bits):
         out = out + ((k >> b) & 1)
@@ -110,10 +110,7 @@ def count_step(out: torch.Tensor, q: torch.Tensor, num_bits: int) -> tuple[torch
     """
     k = torch.round(out / q).to(torch.int32).reshape(out.shape[0], -1)
     nonzero = (k != 0).to(torch.int32).sum(0, dtype=torch.int32)
-    pc = k & 1
-    for b in range(1, num_bits):
-        pc = pc + ((k >> b) & 1)
-    return nonzero, pc.sum(0, dtype=torch.int32)
+    return nonzero, _popcount_fixed(k, num_bits).sum(0, dtype=torch.int32)
 
 
 def energy_uj(macs: float = 0.0, acs: float = 0.0) -> float:
