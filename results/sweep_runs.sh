@@ -7,6 +7,8 @@
 #   half-lsb and half-threshold in one sweep; matched: IF and MBIF(1+3) half-lsb as two sweeps), or
 #   cifar10-ARCH-ACTIVATION-costs: operation counts on the 1,000-image subset, into <that folder>/costs, or
 #   issue 13 (calibrated ReLU networks and the per-step cap):
+#   cifar10-ARCH-relu-costs, cifar10-ARCH-qcfs-cap-costs: operation counts for the energy-to-parity table
+#     (results/energy_parity.py), on the 1,000-image subset;
 #   cifar10-vgg16-relu-settings: choose the threshold mode on a fixed 2,000-image test subset, with and
 #     without --fold-bn (two processes), into results/cifar10/relu-settings/{no-fold,fold-bn}/;
 #   DATASET-ARCH-relu: the full test set with the chosen mode (RELU_THRESHOLD below): IF zero, IF half-lsb,
@@ -58,6 +60,17 @@ for run in "${@:-vgg16-qcfs}"; do
       if [ "$act" = qcfs ]; then neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb --v-init half-threshold"; out=$arch-qcfs
       else neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb"; out=$arch-matched-mbif; fi
       costs "$out" --checkpoint "$RUNS/$dataset-$arch-$act" $neurons ;;
+    # issue 13, energy to parity: operation counts on the 1,000-image subset for the best rows of the
+    # calibrated ReLU path (IF and MBIF(1+3), half-lsb, the chosen threshold mode) and of the capped QCFS
+    # path (IF, MBIF(1+2) K=4, MBIF(1+3) K=8), into results/cifar10/ARCH-relu/costs and ARCH-qcfs-cap/costs
+    cifar10-*-relu-costs)
+      IFS=- read -r dataset arch act _ <<<"$run"
+      costs "$arch-relu" --checkpoint "$RUNS/$dataset-$arch-relu" --threshold $RELU_THRESHOLD $RELU_FOLD \
+        --neuron if --neuron mbif:1+3 --v-init half-lsb ;;
+    cifar10-*-qcfs-cap-costs)
+      IFS=- read -r dataset arch act _ <<<"$run"
+      costs "$arch-qcfs-cap" --checkpoint "$RUNS/$dataset-$arch-qcfs" --neuron if --neuron mbif:1+2 --neuron mbif:1+3 \
+        --cap theta --v-init half-lsb ;;
     cifar10-*-qcfs|cifar100-*-qcfs|cifar10-*-matched|cifar100-*-matched)
       IFS=- read -r dataset arch act <<<"$run"
       md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
@@ -104,7 +117,7 @@ for run in "${@:-vgg16-qcfs}"; do
       ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-qcfs" --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta \
         --v-init half-lsb $md5 --T $T --no-ops --out "results/$dataset/$arch-qcfs-cap" --quiet
       python results/combine.py "results/$dataset" ;;
-    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION cifar10-ARCH-ACTIVATION-costs cifar10-vgg16-relu-settings DATASET-ARCH-relu DATASET-ARCH-qcfs-cap)" >&2; exit 2 ;;
+    *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION cifar10-ARCH-ACTIVATION-costs cifar10-ARCH-relu-costs cifar10-ARCH-qcfs-cap-costs cifar10-vgg16-relu-settings DATASET-ARCH-relu DATASET-ARCH-qcfs-cap)" >&2; exit 2 ;;
   esac
 done
 [ -d results/cifar10/vgg16-qcfs ] && python results/combine.py results/cifar10   # stacks results/cifar10/*/sweep.csv
