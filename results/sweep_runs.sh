@@ -26,6 +26,8 @@ RELU_FOLD=${RELU_FOLD:-}
 # rows of one DATASET-ARCH-relu entry run as separate processes, at most JOBS at a time (default 2, one per
 # core; JOBS=1 runs them one after another, e.g. beside another background run)
 JOBS=${JOBS:-2}
+# the rows of a DATASET-ARCH-relu entry, as NEURON/V_INIT/CAP, in this order (default: all four)
+#   e.g. RELU_ROWS="mbif:1+3/half-lsb/full if/half-lsb/full if/zero/full" (the capped row once, on CIFAR-10 VGG-16)
 throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; }
 # Each sweep: accuracy on the full test set (operation counting off: it adds simulation time;
 # --plots also gathers per-layer diagnostics), then operation counts, energy and diagnostics on a fixed
@@ -101,8 +103,8 @@ for run in "${@:-vgg16-qcfs}"; do
       md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
       common="--checkpoint $RUNS/$run --threshold $RELU_THRESHOLD $RELU_FOLD $md5 --T $T --no-ops --quiet"
       # one process per row (a process writes its table when its row is done)
-      for row in "if zero full" "if half-lsb full" "mbif:1+3 half-lsb full" "mbif:1+3 half-lsb theta"; do
-        read -r neuron vinit cap <<<"$row"
+      for row in ${RELU_ROWS:-if/zero/full if/half-lsb/full mbif:1+3/half-lsb/full mbif:1+3/half-lsb/theta}; do
+        IFS=/ read -r neuron vinit cap <<<"$row"
         out="results/$dataset/$arch-relu-${neuron%%:*}-$vinit"; [ "$cap" = theta ] && out="$out-cap-theta"
         throttle
         echo "== ann2snn sweep $(echo $common) --neuron $neuron --v-init $vinit --cap $cap --out $out"
