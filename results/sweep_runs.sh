@@ -103,14 +103,24 @@ for run in "${@:-vgg16-qcfs}"; do
       md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
       common="--checkpoint $RUNS/$run --threshold $RELU_THRESHOLD $RELU_FOLD $md5 --T $T --no-ops --quiet"
       # one process per row (a process writes its table when its row is done)
-      for row in ${RELU_ROWS:-if/zero/full if/half-lsb/full mbif:1+3/half-lsb/full mbif:1+3/half-lsb/theta}; do
+      rows=${RELU_ROWS:-if/zero/full if/half-lsb/full mbif:1+3/half-lsb/full mbif:1+3/half-lsb/theta}
+      for row in $rows; do  # checked before any row starts (the folder names know IF and MBIF(1+3) only)
+        IFS=/ read -r neuron vinit cap extra <<<"$row"
+        case "$neuron/$vinit/$cap/$extra" in
+          if/*/full/|mbif:1+3/*/full/|mbif:1+3/*/theta/) ;;
+          *) echo "bad RELU_ROWS entry '$row' (want NEURON/V_INIT/CAP: if|mbif:1+3, a --v-init, full|theta)" >&2; exit 2 ;;
+        esac
+      done
+      pids=()
+      for row in $rows; do
         IFS=/ read -r neuron vinit cap <<<"$row"
         out="results/$dataset/$arch-relu-${neuron%%:*}-$vinit"; [ "$cap" = theta ] && out="$out-cap-theta"
         throttle
         echo "== ann2snn sweep $(echo $common) --neuron $neuron --v-init $vinit --cap $cap --out $out"
         ann2snn sweep $common --neuron $neuron --v-init $vinit --cap $cap --out "$out" &
+        pids+=($!)
       done
-      wait
+      for pid in "${pids[@]}"; do wait "$pid"; done   # a failed row stops the script (set -e)
       python results/combine.py "results/$dataset" ;;
     cifar10-*-qcfs-cap|cifar100-*-qcfs-cap)
       IFS=- read -r dataset arch act _ <<<"$run"
