@@ -6,7 +6,9 @@
 #   cifar10-vgg16-matched-seed1.   DATASET: cifar10|cifar100  ARCH: vgg16|resnet18
 #   ACTIVATION: qcfs (L=4) | matched (1+3) | relu (plain ReLU; thresholds come from data at conversion).
 #   Seed 0 when no -seedS suffix.
-# Every run: width 0.25, 30 epochs, lambda init auto (issue 7; unused by relu). CIFAR-100 is the offline copy (--skip-md5).
+# Every run: width 0.25, 30 epochs, lambda init auto (issue 7; unused by relu), the plain QCFS/matched activation
+# (--fuse off: the runs behind results/ were trained before --fuse existed, and a fused backward sums dL/dλ in
+# another order, so a retrain with it would not repeat them bit for bit). CIFAR-100 is the offline copy (--skip-md5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
@@ -26,7 +28,8 @@ for run in "${@:-cifar10-vgg16-qcfs}"; do
   md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
   resume=""; [ -f "$RUNS/$run/checkpoint.pt" ] && resume="--resume"
   cmd="ann2snn train-ann --dataset $dataset $md5 --arch $arch $actflags --width 0.25 --epochs 30 --seed $seed"
-  cmd="$cmd --lambda-init auto --quiet --out $RUNS/$run $resume"
+  fuse="--fuse off"; [ -n "$resume" ] && fuse=""   # a resumed run keeps the setting it was started with
+  cmd="$cmd --lambda-init auto $fuse --quiet --out $RUNS/$run $resume"
   echo "== $run: $cmd"
   $cmd
 done
