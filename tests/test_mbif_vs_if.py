@@ -1,0 +1,72 @@
+"""results/mbif_vs_if.py (issue 13, the MBIF-against-IF reading) on the committed real tables."""
+
+import contextlib
+import importlib.util
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+C10 = ROOT / "results/cifar10/table.csv"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("mbif_vs_if", ROOT / "results/mbif_vs_if.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MV = _load()
+
+
+def run(*args):
+    """The script's main() in this process: (exit status, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            MV.main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return SimpleNamespace(returncode=code, stderr=err.getvalue())
+
+
+def test_pairs_each_mbif_row_with_the_if_row_of_the_same_ann(tmp_path):
+    r = run(tmp_path / "mv", C10)
+    assert r.returncode == 0, r.stderr
+    out, src = pd.read_csv(tmp_path / "mv.csv"), pd.read_csv(C10)
+    assert (tmp_path / "mv.md").read_text().count("\n| cifar10") == len(out)
+    # the two QCFS(L=4) VGG-16 trainings stay apart: the capped rows beside the IF row of the 84.04 % ANN
+    capped = out[(out.network == "vgg16") & (out.path == "qcfs, capped")]
+    assert set(capped.mbif) == {"MBIF 1+2 K=4", "MBIF 1+3 K=8"} and set(capped.ANN) == {84.04}
+    src_if = src[(src.network == "vgg16") & (src.activation == "qcfs") & (src.ANN == 84.04) & (src.neuron == "IF")]
+    for _, row in capped.iterrows():
+        assert row["IF T=1"] == src_if["T=1"].item() and row["IF T=128"] == src_if["T=128"].item()
+    # values copied unchanged, and the win counts agree with them
+    relu = out[(out.network == "vgg16") & (out.path == "relu")].iloc[0]
+    src_mb = src[(src.activation == "relu") & (src.neuron == "MBIF 1+3") & (src.v_init == "half-lsb")].iloc[0]
+    assert relu["MBIF T=4"] == src_mb["T=4"] and relu.T_swept == 8
+    for _, row in out.iterrows():
+        ts = [c[3:] for c in out if c.startswith("IF T=") and pd.notna(row[c])]
+        assert row.mbif_ahead == sum(row[f"MBIF {t}"] > row[f"IF {t}"] for t in ts)
+        assert row.if_ahead == sum(row[f"IF {t}"] > row[f"MBIF {t}"] for t in ts)
+    # pipeline order inside a network
+    paths = list(out[out.network == "vgg16"].path)
+    assert paths == sorted(paths, key=MV.PATH_ORDER.index)
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    cases = [(tmp_path / "mv", "--bogus", "unknown option"),
+             (tmp_path / "mv", "no TABLE", "give at least one TABLE.csv"),
+             (tmp_path / "mv", tmp_path / "missing.csv", "not found"),
+             (tmp_path / "mv", bad, "not a table written by results/combine.py"),
+             (f"{tmp_path}/", C10, "names a folder")]
+    for *args, msg in cases:
+        r = run(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and msg in r.stderr, (args, r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
