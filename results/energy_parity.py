@@ -24,7 +24,7 @@ import sys
 
 import pandas as pd
 
-from ann2snn.plumbing.checkpoint import atomic_write_text
+from report import check_out_stem, fail, write_report
 
 PARITY_POINTS = 1.0
 DEFAULT_PATHS = {
@@ -35,11 +35,6 @@ DEFAULT_PATHS = {
 COLUMNS = ["path", "neuron", "v_init", "threshold", "reached", "T", "accuracy", "ann_accuracy", "events", "bit_acs",
            "energy_snn_uj", "energy_snn_bitplane_uj", "energy_ann_uj"]
 USAGE = "usage: python results/energy_parity.py [OUT] [PATH=COSTS_FOLDER ...]"
-
-
-def fail(msg):
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(2)
 
 
 def read_sweep(folder):
@@ -115,8 +110,7 @@ def main(argv):
             paths[name] = folder
         else:
             out = a
-    if not os.path.basename(out):
-        fail(f"OUT '{out}' names a folder; give a file stem such as results/cifar10/energy_to_parity")
+    check_out_stem(out, "results/cifar10/energy_to_parity")
     paths = paths or DEFAULT_PATHS
     table = pd.DataFrame([r for name, folder in paths.items() for r in best_rows(name, folder)], columns=COLUMNS)
     sources = ", ".join(f"{n}={f}" for n, f in paths.items())
@@ -130,12 +124,7 @@ def main(argv):
             "4.6 pJ/MAC, the first layer's MACs on the analog input at every step; ann2snn/analysis/opcount.py).\n\n"
             + table.to_markdown(index=False, floatfmt=".4g")
             + f"\n\nRows copied from sweep_ops.csv (ANN accuracy from sweep.csv) of: {sources}; by `{cmd}`.\n")
-    try:
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        atomic_write_text(out + ".md", text)
-        atomic_write_text(out + ".csv", table.to_csv(index=False))
-    except OSError as e:
-        fail(f"cannot write {out}.md/.csv: {e.strerror}; give a writable OUT")
+    write_report(out, text, table)
     print(text)
 
 

@@ -15,22 +15,16 @@ above IF, `if_ahead` those where IF is strictly above.
 A bad argument or a missing or malformed table exits 2 with one line.
 """
 
-import os
 import sys
 
 import pandas as pd
 
-from ann2snn.plumbing.checkpoint import atomic_write_text
+from report import check_out_stem, fail, write_report
 
 USAGE = "usage: python results/mbif_vs_if.py [OUT] TABLE.csv [TABLE.csv ...]"
 KEY = ["dataset", "network", "activation", "L_or_bits", "threshold", "ANN"]
 SHOWN_T = [1, 4, 16, 64, 128]
 PATH_ORDER = ["relu", "relu, capped", "qcfs", "qcfs, capped", "matched"]
-
-
-def fail(msg):
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(2)
 
 
 def read_table(path):
@@ -103,8 +97,7 @@ def main(argv):
             out = a
     if not tables:
         fail(f"give at least one TABLE.csv; {USAGE}")
-    if not os.path.basename(out):
-        fail(f"OUT '{out}' names a folder; give a file stem such as results/mbif_vs_if")
+    check_out_stem(out, "results/mbif_vs_if")
     df = pd.concat([read_table(t) for t in tables], ignore_index=True)
     table, skipped = compare(df)
     if table.empty:
@@ -116,12 +109,7 @@ def main(argv):
             "above IF and those at which IF is strictly above.\n\n" + markdown(table)
             + f"\n\nRows copied from {', '.join(tables)} by `{cmd}`."
             + ("" if not skipped else " Skipped (no single IF half-lsb row): " + "; ".join(skipped) + ".") + "\n")
-    try:
-        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-        atomic_write_text(out + ".md", text)
-        atomic_write_text(out + ".csv", table.to_csv(index=False))
-    except OSError as e:
-        fail(f"cannot write {out}.md/.csv: {e.strerror}; give a writable OUT")
+    write_report(out, text, table)
     print(text)
 
 

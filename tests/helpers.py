@@ -1,4 +1,11 @@
-"""Small shared helpers for the tests (tiny models with non-trivial state)."""
+"""Small shared helpers for the tests (tiny models with non-trivial state; running the results/ scripts)."""
+
+import contextlib
+import importlib.util
+import io
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -47,3 +54,26 @@ def random_batches(n=96, batch_size=32, seed=0, model=None):
     else:
         y = torch.randint(0, 10, (n,), generator=g)
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def load_results_script(name):
+    """Import results/<name>.py as a module (results/ put on sys.path for its shared `report` helpers)."""
+    folder = str(Path(__file__).resolve().parents[1] / "results")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(main, *args):
+    """Run a results script's main(argv) in this process: SimpleNamespace(returncode, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return SimpleNamespace(returncode=code, stderr=err.getvalue())

@@ -1,40 +1,23 @@
 """results/energy_parity.py (issue 13, energy to parity) on committed real costs sweeps."""
 
-import contextlib
-import importlib.util
-import io
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+
+from helpers import load_results_script, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 MATCHED = ROOT / "results/cifar10/vgg16-matched-mbif/costs"
 QCFS = ROOT / "results/cifar10/vgg16-qcfs/costs"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("energy_parity", ROOT / "results/energy_parity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EP = _load()
+EP = load_results_script("energy_parity")
 
 
 def run(*args):
     """The script's main() in this process: (exit status, stderr)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            EP.main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    return SimpleNamespace(returncode=code, stderr=err.getvalue())
+    return run_main(EP.main, *args)
 
 
 def table(tmp_path, **paths):

@@ -1,37 +1,20 @@
 """results/mbif_vs_if.py (issue 13, the MBIF-against-IF reading) on the committed real tables."""
 
-import contextlib
-import importlib.util
-import io
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
+
+from helpers import load_results_script, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 C10 = ROOT / "results/cifar10/table.csv"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("mbif_vs_if", ROOT / "results/mbif_vs_if.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MV = _load()
+MV = load_results_script("mbif_vs_if")
 
 
 def run(*args):
     """The script's main() in this process: (exit status, stderr)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            MV.main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    return SimpleNamespace(returncode=code, stderr=err.getvalue())
+    return run_main(MV.main, *args)
 
 
 def test_pairs_each_mbif_row_with_the_if_row_of_the_same_ann(tmp_path):
