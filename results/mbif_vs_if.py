@@ -35,8 +35,13 @@ def read_table(path):
         fail(f"{path} not found; stack the sweeps first (python results/combine.py results/DATASET)")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, ValueError) as e:
         fail(f"{path} is not a table written by results/combine.py ({type(e).__name__}: {e})")
-    if not [c for c in df if c.startswith("T=")]:
+    t_cols = [c for c in df if c.startswith("T=")]
+    if not t_cols:
         fail(f"{path} has no T=... columns; it is not a table written by results/combine.py")
+    bad = [c for c in t_cols + ["ANN"] if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        fail(f"{path}: column {bad[0]} holds values that are not accuracies; it is not a table written by "
+             "results/combine.py")
     return df
 
 

@@ -44,12 +44,16 @@ def test_pairs_each_mbif_row_with_the_if_row_of_the_same_ann(tmp_path):
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
+    text = tmp_path / "text.csv"
+    text.write_text("dataset,network,activation,L_or_bits,threshold,ANN,neuron,v_init,T=1\n"
+                    "c,v,relu,-,p,50,IF,half-lsb,abc\nc,v,relu,-,p,50,MBIF 1+3,half-lsb,3\n")
     cases = [(tmp_path / "mv", "--bogus", "unknown option"),
              (tmp_path / "mv", "no TABLE", "give at least one TABLE.csv"),
              (tmp_path / "mv", tmp_path / "missing.csv", "not found"),
              (tmp_path / "mv", bad, "not a table written by results/combine.py"),
+             (tmp_path / "mv", text, "column T=1 holds values that are not accuracies"),
              (f"{tmp_path}/", C10, "names a folder")]
     for *args, msg in cases:
         r = run(*args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and msg in r.stderr, (args, r.stderr)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "text.csv"]
