@@ -9,7 +9,8 @@ An ANN is one (dataset, network, activation, L_or_bits, threshold, ANN accuracy)
 trainings of the same recipe stay apart. In each group, every MBIF row with v_init half-lsb is set against
 the group's IF row with v_init half-lsb (the one v_init swept on every path). The path is the activation
 (relu: thresholds from data; qcfs; matched), with ", capped" where the MBIF row has a per-step cap
-(`MBIF m+n K=k`). A group without an IF half-lsb row is skipped, and said so. Accuracies are copied
+(`MBIF m+n K=k`). Several IF half-lsb rows of one group that are equal at every T (one ANN swept twice) count
+as one; a group without an IF half-lsb row, or with IF rows that differ, is skipped, and said so. Accuracies are copied
 unchanged (top-1 %, the tables' own test images); `mbif_ahead` counts the swept T at which MBIF is strictly
 above IF, `if_ahead` those where IF is strictly above.
 A bad argument or a missing or malformed table exits 2 with one line.
@@ -54,6 +55,9 @@ def compare(df):
         if_rows, mbif_rows = half[half.neuron == "IF"], half[half.neuron.str.startswith("MBIF")]
         if mbif_rows.empty:
             continue
+        # the same ANN swept twice (e.g. its uncapped and its capped sweep) gives IF rows equal at every T: one row
+        if len(if_rows) > 1 and (if_rows[t_cols].nunique(dropna=False) == 1).all():
+            if_rows = if_rows.iloc[:1]
         if len(if_rows) != 1:
             skipped.append(f"{'/'.join(map(str, key))}: {len(if_rows)} IF half-lsb rows")
             continue

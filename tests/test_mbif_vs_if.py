@@ -57,3 +57,20 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
         r = run(*args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and msg in r.stderr, (args, r.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "text.csv"]
+
+
+def test_if_rows_of_one_ann_swept_twice_count_once_and_differing_ones_are_skipped(tmp_path):
+    head = "dataset,network,width,epochs,activation,L_or_bits,neuron,v_init,threshold,T=1,T=2,ANN\n"
+    ann = "c100,vgg16,0.25,30,qcfs,L=4,"
+    same = tmp_path / "same.csv"   # the uncapped sweep and the capped sweep of one ANN: equal IF rows
+    same.write_text(head + ann + "IF,half-lsb,lambda,21.34,33.3,46.82\n" + ann + "MBIF 1+3,half-lsb,lambda,17.49,17.46,46.82\n"
+                    + ann + "IF,half-lsb,lambda,21.34,33.3,46.82\n" + ann + "MBIF 1+2 K=4,half-lsb,lambda,46.82,47.0,46.82\n")
+    r = run(tmp_path / "mv", same)
+    assert r.returncode == 0, r.stderr
+    out = pd.read_csv(tmp_path / "mv.csv")
+    assert list(out.mbif) == ["MBIF 1+3", "MBIF 1+2 K=4"] and list(out["IF T=2"]) == [33.3, 33.3]
+    assert list(out.mbif_ahead) == [0, 2] and "Skipped" not in (tmp_path / "mv.md").read_text()
+    differ = tmp_path / "differ.csv"  # two IF rows that differ: not the same ANN, so no pairing is made
+    differ.write_text(same.read_text().replace("IF,half-lsb,lambda,21.34,33.3", "IF,half-lsb,lambda,21.34,33.4", 1))
+    r = run(tmp_path / "mv2", differ)
+    assert r.returncode == 2 and "no ANN in these tables" in r.stderr
