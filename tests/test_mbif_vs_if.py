@@ -30,7 +30,8 @@ def test_pairs_each_mbif_row_with_the_if_row_of_the_same_ann(tmp_path):
         assert row["IF T=1"] == src_if["T=1"].item() and row["IF T=128"] == src_if["T=128"].item()
     # values copied unchanged, and the win counts agree with them
     relu = out[(out.network == "vgg16") & (out.path == "relu")].iloc[0]
-    src_mb = src[(src.activation == "relu") & (src.neuron == "MBIF 1+3") & (src.v_init == "half-lsb")].iloc[0]
+    src_mb = src[(src.network == "vgg16") & (src.activation == "relu") & (src.neuron == "MBIF 1+3")
+                 & (src.v_init == "half-lsb")].iloc[0]
     assert relu["MBIF T=4"] == src_mb["T=4"] and relu.T_swept == 8
     for _, row in out.iterrows():
         ts = [c[3:] for c in out if c.startswith("IF T=") and pd.notna(row[c])]
