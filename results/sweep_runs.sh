@@ -14,7 +14,9 @@
 #   DATASET-ARCH-relu: the full test set with the chosen mode (RELU_THRESHOLD below): IF zero, IF half-lsb,
 #     MBIF(1+3) half-lsb, and MBIF(1+3) half-lsb capped at θ, one process each, into results/DATASET/ARCH-relu-*;
 #   DATASET-ARCH-qcfs-cap: a QCFS(L=4) ANN (the run folder DATASET-ARCH-qcfs) as IF, MBIF(1+2) capped at K = 4
-#     (exact at T = 1) and MBIF(1+3) capped at θ, into results/DATASET/ARCH-qcfs-cap.
+#     (exact at T = 1) and MBIF(1+3) capped at θ, in one process into results/DATASET/ARCH-qcfs-cap; with
+#     CAP_ROWS (e.g. CAP_ROWS="mbif:1+2 if"), only those neurons, one process each (JOBS at a time), into
+#     results/DATASET/ARCH-qcfs-cap-NEURON (e.g. resnet18-qcfs-cap-mbif-1+2), so a ResNet-18 fits a session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
@@ -125,9 +127,27 @@ for run in "${@:-vgg16-qcfs}"; do
     cifar10-*-qcfs-cap|cifar100-*-qcfs-cap)
       IFS=- read -r dataset arch act _ <<<"$run"
       md5=""; [ "$dataset" = cifar100 ] && md5="--skip-md5"
-      echo "== ann2snn sweep --checkpoint $RUNS/$dataset-$arch-qcfs --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta --v-init half-lsb $md5 --T $T --no-ops --out results/$dataset/$arch-qcfs-cap --quiet"
-      ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-qcfs" --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta \
-        --v-init half-lsb $md5 --T $T --no-ops --out "results/$dataset/$arch-qcfs-cap" --quiet
+      if [ -z "${CAP_ROWS:-}" ]; then  # all three neurons in one process (as the two VGG-16 sweeps ran)
+        echo "== ann2snn sweep --checkpoint $RUNS/$dataset-$arch-qcfs --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta --v-init half-lsb $md5 --T $T --no-ops --out results/$dataset/$arch-qcfs-cap --quiet"
+        ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-qcfs" --neuron if --neuron mbif:1+2 --neuron mbif:1+3 --cap theta \
+          --v-init half-lsb $md5 --T $T --no-ops --out "results/$dataset/$arch-qcfs-cap" --quiet
+      else  # CAP_ROWS="if mbif:1+2 mbif:1+3" (any of them): one process per neuron, into ARCH-qcfs-cap-NEURON
+        for neuron in $CAP_ROWS; do
+          case $neuron in if|mbif:1+2|mbif:1+3) ;;
+            *) echo "bad CAP_ROWS entry '$neuron' (want if, mbif:1+2 or mbif:1+3)" >&2; exit 2 ;; esac
+        done
+        pids=()
+        for neuron in $CAP_ROWS; do
+          out="results/$dataset/$arch-qcfs-cap-${neuron/:/-}"
+          cap="--cap theta"; [ "$neuron" = if ] && cap=""   # IF sends at most θ per step already (sweep refuses a cap on IF alone)
+          throttle
+          echo "== ann2snn sweep --checkpoint $RUNS/$dataset-$arch-qcfs --neuron $neuron $cap --v-init half-lsb $md5 --T $T --no-ops --out $out --quiet"
+          ann2snn sweep --checkpoint "$RUNS/$dataset-$arch-qcfs" --neuron $neuron $cap --v-init half-lsb $md5 --T $T \
+            --no-ops --out "$out" --quiet &
+          pids+=($!)
+        done
+        for pid in "${pids[@]}"; do wait "$pid"; done
+      fi
       python results/combine.py "results/$dataset" ;;
     *) echo "unknown run $run (known: vgg16-qcfs vgg16-matched DATASET-ARCH-ACTIVATION cifar10-ARCH-ACTIVATION-costs cifar10-ARCH-relu-costs cifar10-ARCH-qcfs-cap-costs cifar10-vgg16-relu-settings DATASET-ARCH-relu DATASET-ARCH-qcfs-cap)" >&2; exit 2 ;;
   esac
