@@ -114,7 +114,7 @@ PEAK = textwrap.dedent("""
 @pytest.mark.parametrize("ops", [False, True], ids=["plain", "counting"])
 def test_memory_stays_flat_from_T8_to_T128(ops):
     """Peak resident memory of a whole simulation (child processes, so nothing else counts): T = 128
-    stays within 10 % of T = 8, because a neuron keeps one potential and nothing is kept per step,
+    stays within 25 % of T = 8, because a neuron keeps one potential and nothing is kept per step,
     also with operation counting and diagnostics watching (they allocate once per batch)."""
     import os
 
@@ -124,4 +124,7 @@ def test_memory_stays_flat_from_T8_to_T128(ops):
         out = subprocess.run([sys.executable, "-c", PEAK.format(root=root, T=T, ops=ops)], capture_output=True, text=True,
                              check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         peaks[T] = int(out.stdout.split()[-1])
-    assert peaks[128] <= 1.1 * peaks[8], peaks
+    # 25 %: the allocator's peak varies by about 10 % from run to run (1.11x seen once with counting); keeping
+    # even one layer's [B, C, H, W] output per step (200 x 16 x 32 x 32 floats, 13 MB) would add 120 x 13 MB,
+    # more than the whole T = 8 peak (about 1.5 GB)
+    assert peaks[128] <= 1.25 * peaks[8], peaks
