@@ -124,7 +124,7 @@ def test_memory_stays_flat_from_T8_to_T128(ops):
         out = subprocess.run([sys.executable, "-c", PEAK.format(root=root, T=T, ops=ops)], capture_output=True, text=True,
                              check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         peaks[T] = int(out.stdout.split()[-1])
-    # 25 %: the allocator's peak varies by about 10 % from run to run (1.11x seen once with counting); keeping
+    # 25 %: the peak varies from run to run (one full-suite run saw 1.11x with counting, reruns passed); keeping
     # even one layer's [B, C, H, W] output per step (200 x 16 x 32 x 32 floats, 13 MB) would add 120 x 13 MB,
     # more than the whole T = 8 peak (about 1.5 GB)
     assert peaks[128] <= 1.25 * peaks[8], peaks
