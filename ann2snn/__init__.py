@@ -8,7 +8,7 @@ activations :class:`QCFS` / :class:`MatchedQuant`, :func:`swap_maxpool_for_avgpo
 and :func:`set_fused` (each neuron step as one compiled kernel, bit-identical).
 """
 
-__version__ = "0.1.0"
+from ann2snn.plumbing.version import __version__  # noqa: E402
 
 from ann2snn.ann.activations import QCFS, MatchedQuant  # noqa: E402
 from .api import accuracy_sweep, ann_parity, convert_model, iter_steps, simulate_logits  # noqa: E402

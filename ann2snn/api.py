@@ -78,7 +78,8 @@ def iter_steps(snn: nn.Module, x: torch.Tensor, T: int) -> Iterator[torch.Tensor
     """Yield the output of each time step, ``[B, classes]``, for ``T`` steps of the input ``x``
     (direct encoding: ``x [B, C, H, W]`` is the current at every step). Membrane potentials start
     from v_0 and are reset when the iterator ends. Memory does not grow with T."""
-    from ann2snn.conversion.simulate import as_model_input, model_dtype, reset_neurons, set_mode
+    from ann2snn.ann.evaluate import as_model_input, model_dtype
+    from ann2snn.conversion.simulate import reset_neurons, set_mode
 
     if T < 1:
         raise UserError(f"T must be >= 1, got {T}")

@@ -24,7 +24,7 @@ from ann2snn.cli.train_snn import shared_options
 @claims_out("dir")
 def ablate_cmd(rows_text, seeds_text, out, quiet, **options):
     """Run the seed's Table 3 rows at one scale and write one table of mean ± std over seeds."""
-    from ann2snn.direct.ablation import parse_rows, parse_seeds, run_ablation
+    from ann2snn.pipelines.ablation import parse_rows, parse_seeds, run_ablation
 
     rows, seeds = parse_rows(rows_text), parse_seeds(seeds_text)
     paths = run_ablation(options, rows, seeds, out, progress=not quiet)

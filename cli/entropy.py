@@ -91,7 +91,7 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
         check_output_dir(out)
     if checkpoint is not None:  # every check that can fail comes before any output
         from ann2snn.ann.build import load_ann
-        from ann2snn.conversion.sweep import test_batches
+        from ann2snn.pipelines.sweep import test_batches
 
         ann, ckpt = load_ann(checkpoint)
         sites = neuron_sites(ann)

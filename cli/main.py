@@ -121,7 +121,7 @@ def cli():
 def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
     """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
     from ann2snn.ann.quantizer import check_bits
-    from ann2snn.ann.train import train_ann
+    from ann2snn.pipelines.train_ann import train_ann
 
     config = dict(options, lambda_init=parse_lambda_init(lambda_init))
     if config["activation"] == "matched":
@@ -280,7 +280,8 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
     from ann2snn.ann.build import load_ann
     from ann2snn.plumbing.checkpoint import file_sha256, load_checkpoint
     from ann2snn.conversion.snn import calibrate_settings, convert_ann, load_snn, neuron_settings
-    from ann2snn.conversion.sweep import build_row, parse_T, provenance, sweep_model, test_batches, write_tables
+    from ann2snn.pipelines.sweep import build_row, parse_T, sweep_model, test_batches, write_tables
+    from ann2snn.plumbing.provenance import provenance
 
     from ann2snn.plumbing.checkpoint import check_output_dir
 
@@ -291,7 +292,7 @@ def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_bat
     check_output_dir(out)
     # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
     prov = provenance((click.get_current_context().obj or {}).get("argv"))
-    from ann2snn.conversion.sweep import precision_dtype
+    from ann2snn.pipelines.sweep import precision_dtype
 
     precision_dtype(precision, amp)
     time_chunk = parse_time_chunk(time_chunk_text)

@@ -81,7 +81,7 @@ def shared_options(f):
 @claims_out("dir")
 def train_snn_cmd(ctx, out, resume, quiet, **options):
     """Directly train a spiking ResNet (LIF / MBLIF, optional interlaminar connection); checkpoint every epoch."""
-    from ann2snn.direct.train_snn import resolve_config, train_snn
+    from ann2snn.pipelines.train_snn import resolve_config, train_snn
 
     explicit = {k for k in options if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     if not resume:

@@ -45,7 +45,7 @@ def record(snn_path: str, data_dir: str, images: int, T: int, batch: int | None,
     """Simulate one setting; see :func:`ann2snn.conversion.simulate.record_spike_counts`."""
     from ann2snn.conversion.simulate import record_spike_counts
     from ann2snn.conversion.snn import load_snn
-    from ann2snn.conversion.sweep import PRECISIONS, test_batches
+    from ann2snn.pipelines.sweep import PRECISIONS, test_batches
 
     snn, ckpt = load_snn(snn_path)
     snn = snn.to(PRECISIONS[precision])
@@ -96,7 +96,7 @@ def main() -> int:
     from ann2snn.plumbing.checkpoint import atomic_write_text, load_checkpoint
     from ann2snn.cli.main import parse_neuron_spec
     from ann2snn.conversion.snn import convert_checkpoint
-    from ann2snn.conversion.sweep import provenance
+    from ann2snn.plumbing.provenance import provenance
 
     T_list = [t for t in (1, 2, 4, 8, 16, 32, 64, 128) if t <= args.T]
     rows = []

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ann2snn.direct.ablation import ROWS, parse_rows, parse_seeds, run_ablation, run_configs, run_dir
+from ann2snn.pipelines.ablation import ROWS, parse_rows, parse_seeds, run_ablation, run_configs, run_dir
 from ann2snn.cli.ablate import ablate_cmd
 from ann2snn.plumbing.errors import UserError
 

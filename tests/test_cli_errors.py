@@ -18,7 +18,7 @@ from ann2snn.ann.build import build_ann
 from ann2snn.plumbing.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from ann2snn.cli.main import main, parse_lambda_init
 from ann2snn.conversion.snn import convert_checkpoint
-from ann2snn.conversion.sweep import parse_T
+from ann2snn.pipelines.sweep import parse_T
 from ann2snn.ann.train import DEFAULTS
 
 TINY = {"arch": "resnet20", "dataset": "cifar10", "width": 0.25, "lambda_init": 1.0}

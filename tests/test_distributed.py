@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from ann2snn.cli.main import main
-from ann2snn.conversion.simulate import evaluate_ann
-from ann2snn.ann.train import load_data, train_ann
+from ann2snn.ann.evaluate import evaluate_ann
+from ann2snn.ann.train import load_data
+from ann2snn.pipelines.train_ann import train_ann
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from ann2snn.cli.train_snn import train_snn_cmd
-from ann2snn.direct.dvs_gesture import FrameBatches, load_split, read_labels, read_recording, to_frames
+from ann2snn.direct.dvs_gesture import FrameBatches, load_dvs_frames, read_labels, read_recording, to_frames
 from ann2snn.plumbing.errors import UserError
 
 
@@ -99,9 +99,9 @@ def test_bad_files(tmp_path):
     with pytest.raises(UserError, match="class must be 1..11"):
         read_labels(str(bad))
     with pytest.raises(UserError, match="dvs-gesture not found"):
-        load_split(str(tmp_path / "nowhere"), True, 4)
+        load_dvs_frames(str(tmp_path / "nowhere"), True, 4)
     with pytest.raises(UserError, match="--dvs-size must divide 128"):
-        load_split(str(tmp_path), True, 4, size=48)
+        load_dvs_frames(str(tmp_path), True, 4, size=48)
 
 
 def test_counts_do_not_wrap_and_a_missing_tonic_is_a_clear_error(tmp_path, monkeypatch):
@@ -142,13 +142,13 @@ def test_frames_count_every_event_in_its_time_bin():
 
 def test_load_split_labels_and_batches(tmp_path):
     root = write_release(str(tmp_path / "DvsGesture"))
-    x, y = load_split(root, True, T=4, size=32)
+    x, y = load_dvs_frames(root, True, T=4, size=32)
     assert x.shape == (6, 4, 2, 32, 32) and x.dtype == torch.float32
     assert y.tolist() == [0, 2, 10, 0, 2, 10]
     # each gesture holds exactly the recording's events inside its [start, end) window
     ev = read_recording(os.path.join(root, "user01_fluorescent.aedat"))
     assert x[0].sum() == ((ev["t"] >= 0) & (ev["t"] < 4000)).sum()
-    xt, yt = load_split(root, False, T=4, size=32)
+    xt, yt = load_dvs_frames(root, False, T=4, size=32)
     assert len(yt) == 3
     batches = FrameBatches(x, y, 4, shuffle=True, seed=0)
     got = list(batches)

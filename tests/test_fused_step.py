@@ -176,7 +176,7 @@ def test_fused_activation_in_training_same_output_and_input_gradient(make):
 
 def test_train_ann_fuse_option_and_old_runs_resume_plain(tmp_path, fake_cifar):
     """`train-ann --fuse on` trains; the choice is stored and kept by --resume; auto leaves a short run plain."""
-    from ann2snn.ann import train as train_mod
+    from ann2snn.pipelines import train_ann as train_mod
 
     cfg = {"arch": "vgg16", "width": 0.125, "epochs": 2, "data_dir": fake_cifar, "skip_md5": True,
            "batch_size": 16}

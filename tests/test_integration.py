@@ -10,7 +10,7 @@ from ann2snn.ann.build import load_ann
 from ann2snn.cli.main import main
 from ann2snn.plumbing.data import CifarBatches, DATASETS, balanced_subset, load_split
 from ann2snn.conversion.snn import convert_ann, load_snn, neuron_settings
-from ann2snn.ann.train import train_ann
+from ann2snn.pipelines.train_ann import train_ann
 
 pytestmark = pytest.mark.integration
 

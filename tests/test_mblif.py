@@ -18,9 +18,9 @@ from ann2snn.cli.train_snn import train_snn_cmd
 from ann2snn.direct.eca import ECA, eca_kernel_size
 from ann2snn.plumbing.errors import UserError
 from ann2snn.direct.mblif import LIF, MBLIF, multilevel_spike, surrogate_derivative
-from ann2snn.models.spiking_resnet import SpikingBasicBlock, mblif_factory, spiking_resnet20
+from ann2snn.direct.spiking_resnet import SpikingBasicBlock, mblif_factory, spiking_resnet20
 from ann2snn.ann.train import load_data
-from ann2snn.direct.train_snn import evaluate_steps, load_snn, resolve_config, train_snn
+from ann2snn.pipelines.train_snn import evaluate_steps, load_direct_snn, resolve_config, train_snn
 
 BITS = [(1, 0), (2, 0), (1, 1), (2, 1)]
 
@@ -301,7 +301,7 @@ def test_checkpoint_and_resume_give_identical_weights(tmp_path, fake_cifar):
     assert list(table.columns)[-2:] == ["T=1", "T=2"] and table.loc[0, "neuron"] == "MBLIF 1+1"
     assert os.path.isfile(tmp_path / "full" / "accuracy.md") and os.path.isfile(tmp_path / "full" / "accuracy.json")
     # the loaded model reproduces the stored test accuracy
-    model, ckpt = load_snn(str(tmp_path / "full"))
+    model, ckpt = load_direct_snn(str(tmp_path / "full"))
     assert ckpt["epoch"] == 2 and isinstance(model.blocks[0].eca, ECA)
     correct, total = evaluate_steps(model, load_data(ckpt["config"])[1])
     assert (correct.double() / total).tolist() == [a["metrics"][-1]["test_acc_t1"], a["metrics"][-1]["test_acc_t2"]]

@@ -12,7 +12,8 @@ from ann2snn.conversion.convert import convert
 from ann2snn.models import vgg16
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.analysis.opcount import E_AC_PJ, E_MAC_PJ, OpCounter, ann_macs, fanout_maps
-from ann2snn.conversion.simulate import Observer, evaluate_ann, set_mode, simulate_snn
+from ann2snn.ann.evaluate import evaluate_ann
+from ann2snn.conversion.simulate import Observer, set_mode, simulate_snn
 
 from helpers import tiny_ann
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ann2snn.conversion.convert import convert
-from ann2snn.conversion.simulate import evaluate_ann, neurons_of, set_mode, simulate_snn
+from ann2snn.ann.evaluate import evaluate_ann
+from ann2snn.conversion.simulate import neurons_of, set_mode, simulate_snn
 
 from helpers import random_batches, tiny_ann
 

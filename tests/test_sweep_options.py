@@ -77,7 +77,7 @@ def test_absurd_T_is_refused_before_any_work(tmp_path, capsys):
 def test_work_estimate_refuses_what_cannot_finish():
     from ann2snn.conversion.convert import convert
     from ann2snn.plumbing.errors import UserError
-    from ann2snn.conversion.sweep import check_work
+    from ann2snn.pipelines.sweep import check_work
 
     from helpers import random_batches, tiny_ann
 

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ann2snn.plumbing.probe import probe_pass
+
 
 def _as_counts(k: torch.Tensor, what: str = "counts") -> torch.Tensor:
     """``k`` as an int64 tensor, after checking that it holds whole numbers >= 0."""
@@ -137,7 +139,8 @@ def check_bitplanes(snn: nn.Module, x: torch.Tensor, T: int = 4) -> list[dict]:
         ValueError: ``T < 1``, or a neuron output that is not a whole multiple of its quantum ``q``.
     """
     from ann2snn.conversion.neurons import MultiBitIF
-    from ann2snn.conversion.simulate import as_model_input, model_dtype, reset_neurons, set_mode
+    from ann2snn.ann.evaluate import as_model_input, model_dtype
+    from ann2snn.conversion.simulate import reset_neurons, set_mode
 
     if T < 1:
         raise ValueError(f"T must be >= 1, got {T}")
@@ -175,20 +178,16 @@ def check_bitplanes(snn: nn.Module, x: torch.Tensor, T: int = 4) -> list[dict]:
     for name, m in snn.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             handles.append(m.register_forward_hook(layer_hook(name)))
-    was_training = snn.training
-    snn.eval()
     set_mode(snn, "snn")
     reset_neurons(snn)
     try:
-        x = as_model_input(x, model_dtype(snn))
-        for _ in range(T):
-            outputs.clear()
-            snn(x)
+        with probe_pass(snn, handles):
+            x = as_model_input(x, model_dtype(snn))
+            for _ in range(T):
+                outputs.clear()
+                snn(x)
     finally:
-        for h in handles:
-            h.remove()
         reset_neurons(snn)
-        snn.train(was_training)
     rows = []
     for s in stats.values():
         s["mean_popcount"] = s.pop("_pop") / max(1, s.pop("_spikes"))

@@ -68,6 +68,7 @@ from torch.nn import functional as F
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.simulate import Observer
 from ann2snn.plumbing import fuse
+from ann2snn.plumbing.probe import probe_pass
 
 #: energy of one accumulate (32-bit float add, 45 nm; Horowitz ISSCC 2014), in pJ
 E_AC_PJ = 0.9
@@ -169,17 +170,12 @@ def ann_macs(model: nn.Module, input_shape=(1, 3, 32, 32)) -> dict:
                     order.append(name)
             handles.append(m.register_forward_hook(hook))
     state = _NeuronState(model)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with probe_pass(model, handles), torch.no_grad():
             for n, _ in state.saved:
                 n.reset()
             model(_probe_input(model, input_shape))
     finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
         state.restore()
     if not order:
         raise ValueError("the model has no Conv2d or Linear layer")
@@ -274,10 +270,8 @@ def fanout_maps(snn: nn.Module, input_shape=(1, 3, 32, 32)) -> tuple[dict[str, t
             h.remove()
         raise ValueError("the model has no spiking neuron (MultiBitIF); convert it first")
     state = _NeuronState(snn)
-    was_training = snn.training
-    snn.eval()
     try:
-        with torch.inference_mode(False), torch.enable_grad():
+        with probe_pass(snn, handles), torch.inference_mode(False), torch.enable_grad():
             for n, _ in state.saved:
                 n.reset()
             snn(_probe_input(snn, input_shape))
@@ -289,9 +283,6 @@ def fanout_maps(snn: nn.Module, input_shape=(1, 3, 32, 32)) -> tuple[dict[str, t
             else:
                 names, grads = list(leaves), [None] * len(leaves)
     finally:
-        for h in handles:
-            h.remove()
-        snn.train(was_training)
         state.restore()
     fanout = {}
     for name, g in zip(names, grads):

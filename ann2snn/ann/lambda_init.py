@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ann2snn.ann.activations import QuantClip
+from ann2snn.plumbing.probe import probe_pass
 
 PERCENTILE = 99.9
 FALLBACK_LAMBDA = 1.0
@@ -33,8 +34,6 @@ def init_lambda_from_data(model: nn.Module, batches, num_batches: int = 4, seed:
     sites = [m for m in model.modules() if isinstance(m, QuantClip)]
     data = [x for x, _ in itertools.islice(iter(batches), num_batches)]
     saved = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
-    was_training = model.training
-    model.train()
     g = torch.Generator().manual_seed(seed)
     chosen = []
     for site in sites:
@@ -46,12 +45,9 @@ def init_lambda_from_data(model: nn.Module, batches, num_batches: int = 4, seed:
                 flat = flat[torch.randint(0, flat.numel(), (SAMPLES_PER_BATCH,), generator=g)]
             samples.append(flat)
 
-        handle = site.register_forward_pre_hook(hook)
-        try:
+        with probe_pass(model, [site.register_forward_pre_hook(hook)], train=True):
             for x in data:
                 model(x)
-        finally:
-            handle.remove()
         value = float(torch.quantile(torch.cat(samples), PERCENTILE / 100.0)) if samples else 0.0
         lam = value if value > 0 and value < float("inf") else FALLBACK_LAMBDA
         site.raw_lambda.fill_(lam)
@@ -59,5 +55,4 @@ def init_lambda_from_data(model: nn.Module, batches, num_batches: int = 4, seed:
     own = model.state_dict()
     for k, v in saved.items():
         own[k].copy_(v)
-    model.train(was_training)
     return chosen

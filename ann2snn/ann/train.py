@@ -1,4 +1,4 @@
-"""Train a quantization-clip ANN (QCFS or matched activation) on CIFAR, with exact resume.
+"""The training loop shared by ANN and direct SNN training, with exact resume (runs: ann2snn.pipelines).
 
 Defaults follow QCFS for CIFAR (Bu et al., ICLR 2022): SGD with momentum 0.9, lr 0.1, weight decay
 5e-4 on every parameter, cosine schedule over all epochs, batch 128, 300 epochs. Each epoch ends
@@ -18,15 +18,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ann2snn.ann.activations import QuantClip
-from ann2snn.ann.build import build_ann
-from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_checkpoint, load_state_strict, save_checkpoint
+from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict, save_checkpoint
 from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, load_split
-from ann2snn.plumbing.device import autocast, check_amp, place, resolve_device
-from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, device_for, local_batch, setup
+from ann2snn.plumbing.device import autocast, check_amp, place
+from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, local_batch
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.errors import UserError
-from ann2snn.conversion.simulate import evaluate_ann
 
 DEFAULTS = {
     "arch": "vgg16", "dataset": "cifar10", "activation": "qcfs", "levels": 4, "int_bits": 1, "frac_bits": 3,
@@ -63,7 +60,7 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
     return train, test
 
 
-def _check_config(config: dict) -> None:
+def check_train_config(config: dict) -> None:
     for key in ("subset", "test_subset"):
         if config.get(key) is not None and not (isinstance(config[key], int) and config[key] >= 1):
             raise UserError(f"--{key.replace('_', '-')} must be a number of images >= 1 (leave it out for all), "
@@ -221,44 +218,3 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
                        f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
         barrier(d)
     return ckpt_path
-
-
-def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
-              stop_after: int | None = None, progress: bool = True) -> str:
-    """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
-
-    Args:
-        config: run settings; missing keys take :data:`DEFAULTS`.
-        out_dir: run folder; holds ``checkpoint.pt`` and ``metrics.csv``.
-        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
-        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
-        stop_after: stop after this many epochs in total (used to emulate a killed run).
-
-    Raises:
-        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
-            (or none with it), or explicit settings that contradict the run being resumed.
-    """
-    config, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit,
-                                        lambda path: load_checkpoint(path, kind="ann"))
-    _check_config(config)
-    d = setup(config["device"])
-    device = device_for(d, resolve_device(config["device"]))
-    torch.manual_seed(config["seed"])
-    model = build_ann(config)
-    train, test = load_data(config, device, d)
-    # runs from before --fuse existed resume with the plain activation they were trained with
-    fused = fuse.resolve(config.get("fuse", "off"), device, config["epochs"] * len(train) >= fuse.MIN_TRAIN_STEPS)
-    for m in model.modules():
-        if isinstance(m, QuantClip):
-            m.fused = fused
-    if config["lambda_init"] == "auto" and state is None:
-        from ann2snn.ann.lambda_init import init_lambda_from_data
-        init_lambda_from_data(model.to(device), train)  # under DDP, rank 0's λs reach every rank in fit()
-
-    def evaluate(model, test):
-        correct, total = evaluate_ann(model, test)
-        correct, total = all_reduce_sum(d, torch.tensor([correct, total], dtype=torch.int64, device=device)).tolist()
-        return {"test_acc": correct / total}
-
-    return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after,
-               device=device, d=d)

@@ -27,6 +27,7 @@ from ann2snn.plumbing.errors import UserError
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.opcheck import probe_sites
 from ann2snn.conversion.sites import ReLUSite
+from ann2snn.plumbing.probe import probe_pass
 
 __all__ = ["ReLUSite", "calibrate_thresholds", "fold_batchnorm", "kth_percentile", "parse_threshold",
            "prepare_relu_sites", "trace"]
@@ -166,19 +167,13 @@ def calibrate_thresholds(model: nn.Module, batches, threshold: str, num_batches:
         return fn
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in sites.items()]
-    was_training = model.training
-    model.eval()
-    try:
+    with probe_pass(model, handles):
         seen = 0
         for x, _ in batches:
             model(x)
             seen += 1
             if seen >= num_batches:
                 break
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
     out = {}
     for name, parts in kept.items():
         values = torch.cat(parts)

@@ -31,6 +31,7 @@ from ann2snn.ann.activations import QuantClip
 from ann2snn.plumbing.errors import UserError
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.sites import ReLUSite
+from ann2snn.plumbing.probe import probe_pass
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _TORCH_MODULES_DIR = os.path.join(_TORCH_DIR, "nn", "modules")
@@ -185,15 +186,8 @@ class _OpSpy(TorchFunctionMode):
 def probe_forward(model: nn.Module, example: torch.Tensor, mode, handles: list) -> None:
     """One eval-mode, no-grad forward pass of ``model`` on ``example`` under the TorchFunctionMode
     ``mode``; then remove the hook ``handles`` and restore the model's train/eval state."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), mode:
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    with probe_pass(model, handles), torch.no_grad(), mode:
+        model(example)
 
 
 def probe_sites(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int], list[str]]:

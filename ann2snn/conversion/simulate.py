@@ -19,19 +19,7 @@ from tqdm.auto import tqdm
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.plumbing import fuse as fuse_mod
 from ann2snn.ann.quantizer import at_least_float32
-
-
-def model_dtype(model: nn.Module) -> torch.dtype:
-    """The floating-point dtype of ``model``'s first parameter (float32 for a model without any)."""
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
-
-
-def as_model_input(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` in the simulation precision ``dtype`` (images arrive as float32)."""
-    return x.to(dtype) if x.is_floating_point() and x.dtype != dtype else x
+from ann2snn.ann.evaluate import as_model_input, model_dtype
 
 
 def neurons_of(model: nn.Module) -> list[MultiBitIF]:
@@ -76,21 +64,6 @@ def set_fused(model: nn.Module, fuse: str | bool = "auto", device: torch.device 
     for n in neurons_of(model):
         n.fused = on
     return on
-
-
-@torch.inference_mode()
-def evaluate_ann(model: nn.Module, batches: Iterable, progress: bool = False) -> tuple[int, int]:
-    """Count correct top-1 predictions of an ANN (or a converted net in ANN mode).
-
-    ``batches`` yields ``(x [B, 3, H, W], y [B])``. Returns ``(correct, total)``.
-    """
-    model.eval()
-    correct = total = 0
-    dtype = model_dtype(model)
-    for x, y in tqdm(batches, desc="ANN", leave=False, disable=not progress):
-        correct += int((model(as_model_input(x, dtype)).argmax(1) == y).sum())
-        total += len(y)
-    return correct, total
 
 
 class Observer:

@@ -159,7 +159,7 @@ def check_frame_settings(T: int, size: int) -> None:
         raise UserError(f"--dvs-size must divide 128 (128, 64, 32, ...), got {size!r}")
 
 
-def load_split(root: str, train: bool, T: int, size: int = SENSOR) -> tuple[torch.Tensor, torch.Tensor]:
+def load_dvs_frames(root: str, train: bool, T: int, size: int = SENSOR) -> tuple[torch.Tensor, torch.Tensor]:
     """One split of DVS-Gesture as frames: ``(float32 [N, T, 2, size, size] counts, int64 [N] labels)``.
 
     Samples are the labelled gestures of the split's recordings, in file order.
@@ -191,7 +191,7 @@ class FrameBatches:
     """Iterable over ``(frames float32 [T, B, 2, H, W], labels int64 [B])`` batches, time-major.
 
     Args:
-        frames, labels: from :func:`load_split` (``[N, T, 2, H, W]``, ``[N]``).
+        frames, labels: from :func:`load_dvs_frames` (``[N, T, 2, H, W]``, ``[N]``).
         batch_size: samples per batch; the last batch may be smaller.
         shuffle: reshuffle each epoch; epoch e uses generator seed ``seed * 100003 + e`` (as
             :class:`ann2snn.plumbing.data.CifarBatches`), so a resumed run sees the same batches.

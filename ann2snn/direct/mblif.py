@@ -192,6 +192,6 @@ def LIF(tau: float = 4.0, v_th: float = 0.6, reset: str = "hard", **kwargs) -> M
     return MBLIF(1, 0, tau=tau, v_th=v_th, reset=reset, **kwargs)
 
 
-def describe_neuron(int_bits: int, frac_bits: int) -> str:
+def describe_mblif(int_bits: int, frac_bits: int) -> str:
     """``LIF`` for 1+0, else ``MBLIF m+n`` (the seed's Table 3 labels)."""
     return "LIF" if (int_bits, frac_bits) == (1, 0) else f"MBLIF {int_bits}+{frac_bits}"

@@ -6,8 +6,11 @@ status 2, with no traceback. Library callers can catch it like any other excepti
 """
 
 
-class UserError(Exception):
-    """A mistake the user can fix; the message says what to do (one line)."""
+class UserError(ValueError):
+    """A mistake the user can fix; the message says what to do (one line).
+
+    A :class:`ValueError`, so library callers that catch bad arguments as ``ValueError`` catch it too.
+    """
 
 
 def positive_number(name: str, value) -> float:

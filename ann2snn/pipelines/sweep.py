@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -23,7 +20,8 @@ from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, l
 from ann2snn.plumbing.device import autocast, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum
 from ann2snn.plumbing.errors import UserError
-from ann2snn.conversion.simulate import (auto_time_chunk, evaluate_ann, neurons_of, set_fused, set_mode,
+from ann2snn.ann.evaluate import evaluate_ann
+from ann2snn.conversion.simulate import (auto_time_chunk, neurons_of, set_fused, set_mode,
                                          simulate_snn)
 
 
@@ -99,7 +97,7 @@ def describe_activation(config: dict) -> tuple[str, str]:
     return "qcfs", f"L={config.get('levels', 4)}"
 
 
-def describe_neuron(conv: dict) -> str:
+def describe_converted_neuron(conv: dict) -> str:
     """'IF', 'MBIF 1+3', or 'MBIF 1+3 K=8' when the per-step count is capped."""
     if (conv["int_bits"], conv["frac_bits"]) == (1, 0):
         return "IF"
@@ -197,34 +195,13 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
     row = {
         "dataset": config["dataset"], "network": config["arch"], "width": config.get("width", 1.0),
         "epochs": extra.get("epochs"), "activation": act, "L_or_bits": act_param,
-        "neuron": describe_neuron(conv), "v_init": conv["v_init"],
+        "neuron": describe_converted_neuron(conv), "v_init": conv["v_init"],
         "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else ""),
     }
     for T in T_list:
         row[f"T={T}"] = round(100 * result["curve"][T - 1], 2)
     row["ANN"] = round(100 * result["ann_acc"], 2)
     return row
-
-
-def provenance(argv: list[str] | None = None) -> dict:
-    """Command line, git commit, versions and time of this run."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "unknown", None
-    import torchvision
-
-    from ann2snn import __version__
-    return {
-        "command": " ".join(["ann2snn"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])]),
-        "git_commit": commit, "git_dirty": dirty, "ann2snn": __version__, "python": platform.python_version(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__, "platform": platform.platform(),
-        "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
 
 
 def _label(row: dict) -> dict:

@@ -1,6 +1,6 @@
 """Directly train a spiking ResNet (LIF / MBLIF neurons, optional interlaminar connection) on CIFAR.
 
-The conventions are those of :func:`ann2snn.ann.train.train_ann`: the same data pipeline
+The conventions are those of :func:`ann2snn.pipelines.train_ann.train_ann`: the same data pipeline
 (:func:`ann2snn.ann.train.load_data`), a run folder with an atomically written ``checkpoint.pt`` (weights,
 optimizer, scheduler, RNG state, full config, metrics) and ``metrics.csv`` after every epoch, exact
 resume (``resume=True``) with explicit settings checked against the stored ones, and progress bars.
@@ -9,7 +9,7 @@ Defaults are the seed's settings (DESIGN §3): τ = 4, V_th = 0.6, T = 4, SGD lr
 decay 1e-4, 100 epochs, MBLIF 2+1 with the interlaminar connection (the seed's full method, Table 3's
 last row). Not stated by the seed, and taken from :mod:`ann2snn.ann.train`: momentum 0.9, a cosine
 schedule over all epochs, crop-flip augmentation, weight decay on every parameter. The width
-default is explained in :mod:`ann2snn.models.spiking_resnet`.
+default is explained in :mod:`ann2snn.direct.spiking_resnet`.
 
 The loss is the cross-entropy of the mean output over T steps. Every epoch ends with a test
 evaluation at every t ≤ T (the prediction at t is the argmax of the mean output over steps 1..t;
@@ -36,11 +36,11 @@ from tqdm.auto import tqdm
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict
 from ann2snn.plumbing.data import AUGMENTS, dataset_info
 from ann2snn.plumbing.errors import UserError
-from ann2snn.direct.mblif import RESET_MODES, describe_neuron
+from ann2snn.direct.mblif import RESET_MODES, describe_mblif
 from ann2snn.ann.quantizer import check_bits
 from ann2snn.plumbing.device import check_amp, resolve_device
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, device_for, setup
-from ann2snn.ann.train import CKPT_NAME, _check_config, fit, load_data, open_run
+from ann2snn.ann.train import CKPT_NAME, check_train_config, fit, load_data, open_run
 
 KIND = "direct-snn"
 NEURONS = ("lif", "mblif")
@@ -72,7 +72,7 @@ def resolve_config(config: dict) -> dict:
     Raises:
         UserError: naming the flag at fault.
     """
-    from ann2snn.models.spiking_resnet import DEFAULT_WIDTH, SPIKING_ARCHS
+    from ann2snn.direct.spiking_resnet import DEFAULT_WIDTH, SPIKING_ARCHS
 
     c = {**DEFAULTS, **config}
     if c["arch"] not in SPIKING_ARCHS:
@@ -127,14 +127,14 @@ def resolve_config(config: dict) -> dict:
             raise UserError(f"--{key.replace('_', '-')} must be a positive number of samples, got {c[key]!r}")
     if not (isinstance(c["momentum"], (int, float)) and 0 <= c["momentum"] < 1):
         raise UserError(f"--momentum must be in [0, 1), got {c['momentum']!r}")
-    _check_config(c)
+    check_train_config(c)
     check_amp(c["amp"])
     return c
 
 
 def build_snn(config: dict) -> nn.Module:
     """The spiking network a (resolved) train-snn config describes, with fresh weights."""
-    from ann2snn.models.spiking_resnet import build_spiking_resnet, mblif_factory
+    from ann2snn.direct.spiking_resnet import build_spiking_resnet, mblif_factory
 
     neuron = mblif_factory(config["int_bits"], config["frac_bits"], tau=config["tau"], v_th=config["v_th"],
                            reset=config["reset"], surrogate_alpha=config["surrogate_alpha"],
@@ -161,10 +161,10 @@ def load_snn_data(config: dict, device: torch.device | str = "cpu", d: Dist = Di
     if d.enabled:
         raise UserError("dvs-gesture training runs in one process (drop torchrun)")
     from ann2snn.plumbing.data import balanced_subset
-    from ann2snn.direct.dvs_gesture import NUM_CLASSES, FrameBatches, load_split
+    from ann2snn.direct.dvs_gesture import NUM_CLASSES, FrameBatches, load_dvs_frames
 
     root = os.path.join(config["data_dir"], "DvsGesture")
-    (xtr, ytr), (xte, yte) = (load_split(root, split, config["T"], config["dvs_size"]) for split in (True, False))
+    (xtr, ytr), (xte, yte) = (load_dvs_frames(root, split, config["T"], config["dvs_size"]) for split in (True, False))
     if config.get("subset"):
         idx = balanced_subset(ytr, config["subset"], config["seed"], NUM_CLASSES)
         xtr, ytr = xtr[idx], ytr[idx]
@@ -202,7 +202,7 @@ def load_snn_checkpoint(path: str) -> dict:
     return ckpt
 
 
-def load_snn(path: str) -> tuple[nn.Module, dict]:
+def load_direct_snn(path: str) -> tuple[nn.Module, dict]:
     """A train-snn checkpoint's model (eval mode, keys matched strictly) and the checkpoint dict."""
     ckpt = load_snn_checkpoint(path)
     model = build_snn(resolve_config(ckpt["config"]))
@@ -237,7 +237,7 @@ def evaluate_steps(model: nn.Module, batches, T: int | None = None, progress: bo
 def snn_row(config: dict, curve: list[float], epochs: int | None) -> dict:
     """One table row: the run's settings and the accuracy (%) at every T = t."""
     row = {"dataset": config["dataset"], "network": config["arch"], "width": config["width"], "epochs": epochs,
-           "neuron": describe_neuron(config["int_bits"], config["frac_bits"]), "ic": config["ic"],
+           "neuron": describe_mblif(config["int_bits"], config["frac_bits"]), "ic": config["ic"],
            "reset": config["reset"], "tau": config["tau"], "v_th": config["v_th"]}
     for t, acc in enumerate(curve, 1):
         row[f"T={t}"] = round(100 * acc, 2)
@@ -275,7 +275,7 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
             (or none with it), or explicit settings that contradict the run being resumed.
     """
-    from ann2snn.conversion.sweep import provenance
+    from ann2snn.plumbing.provenance import provenance
 
     full, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit, load_snn_checkpoint)
     config = resolve_config(full)

@@ -1,4 +1,4 @@
-"""Directly trained spiking ResNets for CIFAR (ann2snn.models.spiking_resnet), built from MBLIF neurons.
+"""Directly trained spiking ResNets for CIFAR (ann2snn.direct.spiking_resnet), built from MBLIF neurons.
 
 Time is merged into the batch: every tensor between neurons is ``[T·B, C, H, W]`` (time-major: the
 first B rows are step 1), so each convolution runs once for all steps and each BatchNorm normalises
@@ -43,8 +43,8 @@ from ann2snn.direct.eca import ECA
 from ann2snn.plumbing.errors import UserError
 from ann2snn.direct.mblif import MBLIF
 
-from .init import init_weights
-from .resnet import shortcut
+from ann2snn.models.init import init_weights
+from ann2snn.models.resnet import shortcut
 
 #: width multiplier used when none is given (see the module docstring for why)
 DEFAULT_WIDTH = {"resnet20": 4.0, "resnet18": 1.0}

@@ -5,7 +5,7 @@ connection), ``mblif2+0``, ``mblif1+1``, ``mblif2+1`` (multi-bit spikes, no IC) 
 (the seed's full method). Every row shares the same settings (width, epochs, T, subset, ...); only
 the neuron's bits and ``ic`` change, and each row is trained once per seed.
 
-Each run is an ordinary :func:`ann2snn.direct.train_snn.train_snn` run folder, ``<out>/<row>-seed<S>/``, so
+Each run is an ordinary :func:`ann2snn.pipelines.train_snn.train_snn` run folder, ``<out>/<row>-seed<S>/``, so
 an ablation cut off by the end of a session continues where it stopped when the same command is run
 again: finished runs are skipped, a partial run resumes from its last epoch, and a run folder whose
 stored settings differ from the requested ones is refused (it belongs to another ablation).
@@ -89,7 +89,7 @@ def run_configs(common: dict, rows: list[str], seeds: list[int]) -> list[tuple[s
     Raises:
         UserError: ``common`` sets a row's own key (neuron, bits, ic, seed), or any setting is bad.
     """
-    from ann2snn.direct.train_snn import resolve_config
+    from ann2snn.pipelines.train_snn import resolve_config
 
     clash = sorted((ROW_KEYS | {"seed"}) & {k for k, v in common.items() if v is not None})
     if clash:
@@ -113,7 +113,7 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
         UserError: bad settings, or a run folder that holds a run with other settings.
     """
     from ann2snn.plumbing.checkpoint import check_output_dir
-    from ann2snn.direct.train_snn import train_snn
+    from ann2snn.pipelines.train_snn import train_snn
 
     from ann2snn.plumbing.distributed import setup
 
@@ -141,7 +141,7 @@ def check_existing_runs(out_dir: str, runs: list[tuple[str, int, dict]]) -> None
     Raises:
         UserError: naming the first folder and setting that differ.
     """
-    from ann2snn.direct.train_snn import load_snn_checkpoint, resolve_config
+    from ann2snn.pipelines.train_snn import load_snn_checkpoint, resolve_config
 
     for row, seed, config in runs:
         folder = run_dir(out_dir, row, seed)
@@ -160,8 +160,8 @@ def summarize(out_dir: str, runs: list[tuple[str, int, dict]]) -> tuple[pd.DataF
 
     A run that has not finished all its epochs is listed in the details and left out of the means.
     """
-    from ann2snn.direct.mblif import describe_neuron
-    from ann2snn.direct.train_snn import load_snn_checkpoint
+    from ann2snn.direct.mblif import describe_mblif
+    from ann2snn.pipelines.train_snn import load_snn_checkpoint
 
     details, by_row = [], {}
     for row, seed, config in runs:
@@ -181,7 +181,7 @@ def summarize(out_dir: str, runs: list[tuple[str, int, dict]]) -> tuple[pd.DataF
         mean = float(np.mean(accs)) if accs else float("nan")
         std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0 if accs else float("nan")
         table.append({
-            "row": row, "neuron": describe_neuron(cfg["int_bits"], cfg["frac_bits"]), "ic": cfg["ic"],
+            "row": row, "neuron": describe_mblif(cfg["int_bits"], cfg["frac_bits"]), "ic": cfg["ic"],
             "seeds": len(accs), "acc_mean": round(mean, 2), "acc_std": round(std, 2),
             "acc": f"{mean:.2f} ± {std:.2f}" if accs else "not run",
             "per_seed": " / ".join(f"{a:.2f}" for _, a in by_row.get(row, [])),
@@ -192,7 +192,7 @@ def summarize(out_dir: str, runs: list[tuple[str, int, dict]]) -> tuple[pd.DataF
 
 def write_ablation_table(out_dir: str, runs: list[tuple[str, int, dict]]) -> list[str]:
     """Write ``ablation.csv``, ``ablation.md`` and ``ablation.json`` (atomically) from the run folders."""
-    from ann2snn.conversion.sweep import provenance
+    from ann2snn.plumbing.provenance import provenance
 
     df, details = summarize(out_dir, runs)
     c = runs[0][2]

@@ -1,0 +1,59 @@
+"""One ANN training run: data, model, λ initialisation and the shared training loop, into a run folder.
+
+The loop, its checkpoints and exact resume are :func:`ann2snn.ann.train.fit`; this module wires a
+QCFS / matched / ReLU ANN into it (see :mod:`ann2snn.ann.train` for the defaults and their sources).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ann2snn.ann.activations import QuantClip
+from ann2snn.ann.build import build_ann
+from ann2snn.ann.evaluate import evaluate_ann
+from ann2snn.ann.train import DEFAULTS, check_train_config, fit, load_data, open_run
+from ann2snn.plumbing import fuse
+from ann2snn.plumbing.checkpoint import load_checkpoint
+from ann2snn.plumbing.device import resolve_device
+from ann2snn.plumbing.distributed import all_reduce_sum, device_for, setup
+
+
+def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
+              stop_after: int | None = None, progress: bool = True) -> str:
+    """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
+
+    Args:
+        config: run settings; missing keys take :data:`DEFAULTS`.
+        out_dir: run folder; holds ``checkpoint.pt`` and ``metrics.csv``.
+        resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
+        explicit: config keys the user set explicitly; on resume they must equal the stored ones.
+        stop_after: stop after this many epochs in total (used to emulate a killed run).
+
+    Raises:
+        UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
+            (or none with it), or explicit settings that contradict the run being resumed.
+    """
+    config, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit,
+                                        lambda path: load_checkpoint(path, kind="ann"))
+    check_train_config(config)
+    d = setup(config["device"])
+    device = device_for(d, resolve_device(config["device"]))
+    torch.manual_seed(config["seed"])
+    model = build_ann(config)
+    train, test = load_data(config, device, d)
+    # runs from before --fuse existed resume with the plain activation they were trained with
+    fused = fuse.resolve(config.get("fuse", "off"), device, config["epochs"] * len(train) >= fuse.MIN_TRAIN_STEPS)
+    for m in model.modules():
+        if isinstance(m, QuantClip):
+            m.fused = fused
+    if config["lambda_init"] == "auto" and state is None:
+        from ann2snn.ann.lambda_init import init_lambda_from_data
+        init_lambda_from_data(model.to(device), train)  # under DDP, rank 0's λs reach every rank in fit()
+
+    def evaluate(model, test):
+        correct, total = evaluate_ann(model, test)
+        correct, total = all_reduce_sum(d, torch.tensor([correct, total], dtype=torch.int64, device=device)).tolist()
+        return {"test_acc": correct / total}
+
+    return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after,
+               device=device, d=d)
