@@ -91,14 +91,14 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
         check_output_dir(out)
     if checkpoint is not None:  # every check that can fail comes before any output
         from ann2snn.ann.build import load_ann
-        from ann2snn.pipelines.sweep import test_batches
+        from ann2snn.pipelines.sweep import load_test_batches
 
         ann, ckpt = load_ann(checkpoint)
         sites = neuron_sites(ann)
         if layer is not None and layer not in sites:
             raise UserError(f"--layer {layer!r} is not a neuron site; use one of: {', '.join(sites)}")
         site = layer if layer is not None else sites[0]
-        batches = test_batches(ckpt["config"], data_dir, batch_size, subset or None, download, skip_md5)
+        batches = load_test_batches(ckpt["config"], data_dir, batch_size, subset or None, download, skip_md5)
 
     click.echo(f"Spike entropy (bits) of k = clip(floor(U / (V_th·2^-n)), 0, 2^(m+n)-1), U ~ N(0,1), "
                f"V_th = {v_th:g}:\n")

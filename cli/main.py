@@ -132,28 +132,6 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
     click.echo(f"ANN checkpoint: {path}")
 
 
-def parse_time_chunk(text: str):
-    """``auto`` or a whole number >= 1; UserError otherwise."""
-    if text == "auto":
-        return "auto"
-    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
-        raise UserError(f"--time-chunk must be 'auto' or a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def parse_neuron_spec(spec: str) -> dict:
-    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments for :func:`ann2snn.conversion.snn.neuron_settings`."""
-    name, _, bits = spec.partition(":")
-    if name not in ("if", "mbif") or (bits and name == "if"):
-        raise UserError(f"bad --neuron {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
-    if not bits:
-        return {"neuron": name}
-    m, plus, n = bits.partition("+")
-    if not (plus and m.isascii() and m.isdigit() and n.isascii() and n.isdigit()):
-        raise UserError(f"bad --neuron {spec!r}: bits are written M+N, e.g. mbif:1+3")
-    return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
-
-
 @cli.command("convert")
 @click.option("--checkpoint", required=True, help="ANN checkpoint from train-ann (file or run folder).")
 @click.option("--neuron", type=click.Choice(["if", "mbif"]), default="mbif", show_default=True,
@@ -273,129 +251,19 @@ def export_nir_cmd(checkpoint, out):
 @device_options
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@claims_out("dir")
-def sweep_cmd(checkpoints, T_text, neurons, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download, skip_md5, batch_size, subset, ops,
-              diagnostics, time_chunk_text, precision, fuse, channels_last, plots, device, amp, out, quiet):
+@click.pass_context
+def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time_chunk_text, out, quiet, **options):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
-    from ann2snn.ann.build import load_ann
-    from ann2snn.plumbing.checkpoint import file_sha256, load_checkpoint
-    from ann2snn.conversion.snn import calibrate_settings, convert_ann, load_snn, neuron_settings
-    from ann2snn.pipelines.sweep import build_row, parse_T, sweep_model, test_batches, write_tables
-    from ann2snn.plumbing.provenance import provenance
-
-    from ann2snn.plumbing.checkpoint import check_output_dir
-
-    from ann2snn.plumbing.device import resolve_device
-    from ann2snn.plumbing.distributed import device_for, setup
-
-    T_list = parse_T(T_text)
-    check_output_dir(out)
-    # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
-    prov = provenance((click.get_current_context().obj or {}).get("argv"))
-    from ann2snn.pipelines.sweep import precision_dtype
-
-    precision_dtype(precision, amp)
-    time_chunk = parse_time_chunk(time_chunk_text)
-    d = setup(device)
-    dev = device_for(d, resolve_device(device))
-    if d.enabled and (ops or diagnostics or plots):
-        raise UserError("a distributed sweep (torchrun) counts accuracy only: add --no-ops and drop --diagnostics/--plots "
-                        "(run those in one process)")
-    if time_chunk != "auto" and time_chunk > 1 and (ops or diagnostics or plots):
-        raise UserError("--time-chunk > 1 runs without per-step observers: add --no-ops and drop --diagnostics/--plots")
-    if subset is not None and subset < 1:
-        raise UserError(f"--subset must be a number of test images >= 1 (leave it out for all), got {subset}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    specs = [parse_neuron_spec(s) for s in neurons]
-    v_inits_given = v_inits
-    v_inits = list(v_inits) or ["half-lsb"]
-    caps_given = caps
-    caps = list(dict.fromkeys(caps)) or ["full"]
-    thresholds_given = thresholds
-    thresholds = list(dict.fromkeys(thresholds)) or ["lambda"]
-    from ann2snn.conversion.calibrate import parse_threshold
-
-    for text in thresholds:
-        parse_threshold(text)
-    if calib_batches < 1:
-        raise UserError(f"--calib-batches must be >= 1, got {calib_batches}")
-    if any(c != "full" for c in caps) and specs and all(s["neuron"] == "if" for s in specs):
-        raise UserError("--neuron if already sends at most θ per step (K = 1): drop --cap, or add an mbif neuron")
-    models = []  # (label, loader) pairs, validated before any simulation starts
-    for path in checkpoints:
-        kind = load_checkpoint(path)["kind"]
-        if kind == "snn":
-            models.append((path, lambda path=path: load_snn(path)))
-            continue
-        if not specs:
-            raise UserError(f"{path} is an ANN checkpoint: convert it first, or pass --neuron (e.g. --neuron if --neuron mbif:1+3)")
-        ann, ckpt = load_ann(path)
-        seen = set()
-        calibrated = {}  # threshold → settings carrying the calibrated θs (shared by every neuron)
-        for text in thresholds:
-            base = neuron_settings("if", ann_config=ckpt["config"])
-            if parse_threshold(text)[0] == "lambda" and not fold_bn:
-                if ckpt["config"].get("activation") == "relu":
-                    raise UserError(f"{path} is a ReLU network, which has no λ: pass --threshold max or percentile:P")
-                calibrated[text] = {}
-                continue
-            cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
-                                     skip_md5)
-            calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
-        for spec in specs:
-            for v_init, cap in ((v, c) for v in v_inits for c in caps):
-                is_if = spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits")) == (1, 0)
-                settings = neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec,
-                                           cap=None if is_if else cap)
-                key = (settings["int_bits"], settings["frac_bits"], settings["cap"],
-                       "half-lsb" if settings["neuron"] == "if" and v_init == "half-threshold" else v_init)
-                if key in seen:  # IF: half-threshold == half-lsb (both θ/2)
-                    continue
-                seen.add(key)
-                for text in thresholds:
-                    full = {**settings, **calibrated[text]}
-                    fake = {**ckpt, "conversion": full, "source": {"path": ckpt["path"], "sha256": None,
-                                                                  "epoch": ckpt.get("epoch")}}
-                    models.append((path, lambda ann=ann, s=full, f=fake: (convert_ann(ann, s), f)))
-    in_memory = specs or v_inits_given or caps_given or thresholds_given or fold_bn
-    if in_memory and all(load_checkpoint(p)["kind"] == "snn" for p in checkpoints):
-        raise UserError("--neuron / --v-init / --cap / --threshold / --fold-bn convert ANN checkpoints in memory, "
-                        "but every --checkpoint is an SNN checkpoint; drop them")
-    rows, curves, data_cache = [], [], {}
-    for path, load in models:
-        snn, ckpt = load()
-        cfg, conv = ckpt["config"], ckpt["conversion"]
-        if cfg["dataset"] not in data_cache:
-            data_cache[cfg["dataset"]] = test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
-                                                      dev, d)
-        result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=not quiet and d.is_main,
-                             T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
-                             device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
-                             channels_last=channels_last)
-        epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
-        row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
-        rows.append(row)
-        sha = file_sha256(ckpt["path"])
-        curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
-                       "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
-                       "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
-                       "precision": precision, "fused": result["fused"],
-                       "channels_last": result["channels_last"],
-                       "device": str(dev), "amp": amp, "processes": d.world, "checkpoint": ckpt["path"],
-                       "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
-                       "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,
-                       "train_config": cfg, "conversion": conv})
-        if d.is_main:
-            click.echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
-                       + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
-    if not d.is_main:
-        return  # only rank 0 writes the tables
-    paths = write_tables(rows, curves, prov, out, T_list, plots=plots)
     import pandas as pd
 
-    click.echo(pd.DataFrame(rows).to_markdown(index=False))
-    click.echo("wrote " + ", ".join(paths))
+    from ann2snn.pipelines.sweep import run_sweep
+
+    result = run_sweep(checkpoints, T_text, neurons=neurons, v_inits=v_inits, caps=caps, thresholds=thresholds,
+                       time_chunk=time_chunk_text, out=out, progress=not quiet, echo=click.echo,
+                       argv=(ctx.obj or {}).get("argv"), **options)
+    if result["rows"]:  # rank 0 (the only process outside torchrun)
+        click.echo(pd.DataFrame(result["rows"]).to_markdown(index=False))
+        click.echo("wrote " + ", ".join(result["paths"]))
 
 
 from ann2snn.cli.ablate import ablate_cmd  # noqa: E402

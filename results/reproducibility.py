@@ -45,11 +45,11 @@ def record(snn_path: str, data_dir: str, images: int, T: int, batch: int | None,
     """Simulate one setting; see :func:`ann2snn.conversion.simulate.record_spike_counts`."""
     from ann2snn.conversion.simulate import record_spike_counts
     from ann2snn.conversion.snn import load_snn
-    from ann2snn.pipelines.sweep import PRECISIONS, test_batches
+    from ann2snn.pipelines.sweep import PRECISIONS, load_test_batches
 
     snn, ckpt = load_snn(snn_path)
     snn = snn.to(PRECISIONS[precision])
-    batches = test_batches(ckpt["config"], data_dir, batch or images, images, False, skip_md5)
+    batches = load_test_batches(ckpt["config"], data_dir, batch or images, images, False, skip_md5)
     return record_spike_counts(snn, batches, T, chunk)
 
 
@@ -94,7 +94,7 @@ def main() -> int:
         print("error: need --out, --images >= 1 and --T >= 1", file=sys.stderr)
         return 2
     from ann2snn.plumbing.checkpoint import atomic_write_text, load_checkpoint
-    from ann2snn.cli.main import parse_neuron_spec
+    from ann2snn.conversion.snn import parse_neuron_spec
     from ann2snn.conversion.snn import convert_checkpoint
     from ann2snn.plumbing.provenance import provenance
 

@@ -84,5 +84,5 @@ def test_work_estimate_refuses_what_cannot_finish():
     snn = convert(tiny_ann("resnet20"), torch.zeros(1, 3, 32, 32), 1, 0)
     batches = random_batches(8, 4)
     assert check_work(snn, batches, 16, torch.device("cpu")) > 0
-    with pytest.raises(UserError, match=r"would take about .* days of simulation here; lower --T or --subset"):
+    with pytest.raises(UserError, match=r"would take about .* days of simulation here; lower `T` or `subset`"):
         check_work(snn, batches, 100_000, torch.device("cpu"), max_seconds=1.0)

@@ -37,7 +37,16 @@ def load_ann(path: str) -> tuple[nn.Module, dict]:
     Raises:
         UserError: missing/corrupt file, an SNN checkpoint, or keys that do not match.
     """
-    ckpt = load_checkpoint(path, kind="ann")
+    return ann_from_checkpoint(load_checkpoint(path, kind="ann"))
+
+
+def ann_from_checkpoint(ckpt: dict) -> tuple[nn.Module, dict]:
+    """:func:`load_ann` for a checkpoint dict already read by
+    :func:`ann2snn.plumbing.checkpoint.load_checkpoint` (so a caller reads each file once).
+
+    Raises:
+        UserError: keys that do not match the architecture its config describes.
+    """
     model = build_ann(ckpt["config"])
     load_state_strict(model, ckpt["model_state"], source=ckpt["path"])
     return model.eval(), ckpt

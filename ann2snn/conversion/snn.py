@@ -56,6 +56,23 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
             "cap": k if k < max_count(m, n) else None}
 
 
+def parse_neuron_spec(spec: str, what: str = "neurons") -> dict:
+    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments of :func:`neuron_settings`.
+
+    Raises:
+        UserError: another name, bits on ``if``, or bits not written ``M+N``.
+    """
+    name, _, bits = str(spec).partition(":")
+    if name not in ("if", "mbif") or (bits and name == "if"):
+        raise UserError(f"bad `{what}` item {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
+    if not bits:
+        return {"neuron": name}
+    m, plus, n = bits.partition("+")
+    if not (plus and m.isascii() and m.isdigit() and n.isascii() and n.isdigit()):
+        raise UserError(f"bad `{what}` item {spec!r}: bits are written M+N, e.g. mbif:1+3")
+    return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
+
+
 def exact_neuron_hint(ann_config: dict) -> str | None:
     """For a QCFS(L) ANN with L = 2^n: the neuron that reproduces it exactly at T = 1, as CLI flags.
 
@@ -197,7 +214,16 @@ def load_snn(path: str, ann: nn.Module | None = None) -> tuple[nn.Module, dict]:
         UserError: missing/corrupt file, an ANN checkpoint, unmatched keys, a θ <= 0, or a
             :func:`save_snn` file without ``ann``.
     """
-    ckpt = load_checkpoint(path, kind="snn")
+    return snn_from_checkpoint(load_checkpoint(path, kind="snn"), ann)
+
+
+def snn_from_checkpoint(ckpt: dict, ann: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """:func:`load_snn` for an SNN checkpoint dict already read by
+    :func:`ann2snn.plumbing.checkpoint.load_checkpoint` (so a caller reads each file once).
+
+    Raises:
+        UserError: as :func:`load_snn`, except for reading the file.
+    """
     settings = ckpt["conversion"]
     if ckpt["config"].get("arch") == USER_MODEL:
         if ann is None:

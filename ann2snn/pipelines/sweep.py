@@ -42,9 +42,9 @@ def parse_T(text: str) -> list[int]:
     for item in items:
         item = item.strip()
         if not (item.isascii() and item.lstrip("+").isdigit()) or int(item) < 1:
-            raise UserError(f"bad --T list {text!r}: give positive whole numbers separated by commas, e.g. 4,16,64,128")
+            raise UserError(f"bad `T` list {text!r}: give positive whole numbers separated by commas, e.g. 4,16,64,128")
         if len(item.lstrip("+")) > 7 or int(item) > MAX_T:
-            raise UserError(f"--T {item} is more than {MAX_T:,} steps (the seed reports T <= 128); a longer "
+            raise UserError(f"`T` {item} is more than {MAX_T:,} steps (the seed reports T <= 128); a longer "
                             "simulation would not finish in reasonable time")
         values.append(int(item))
     return sorted(set(values))
@@ -68,12 +68,12 @@ def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECOND
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - t0) * 1.5 * T_max * max(1, len(batches))
     if seconds > max_seconds:
-        raise UserError(f"--T {T_max} on {len(batches)} batches would take about {seconds / 86400:,.0f} days "
-                        "of simulation here; lower --T or --subset")
+        raise UserError(f"`T` {T_max} on {len(batches)} batches would take about {seconds / 86400:,.0f} days "
+                        "of simulation here; lower `T` or `subset`")
     return seconds
 
 
-def test_batches(config: dict, data_dir: str, batch_size: int, subset: int | None, download: bool,
+def load_test_batches(config: dict, data_dir: str, batch_size: int, subset: int | None, download: bool,
                  skip_md5: bool, device: torch.device | str = "cpu", d: Dist = Dist()) -> CifarBatches:
     """The (optionally class-balanced subset of the) test split of ``config['dataset']``, on ``device``.
 
@@ -117,9 +117,9 @@ def precision_dtype(precision: str, amp: str = "none") -> torch.dtype:
         UserError: an unknown precision, or float64 with bfloat16 autocast.
     """
     if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}: use float32 or float64")
+        raise UserError(f"unknown `precision` {precision!r}: use float32 or float64")
     if precision == "float64" and amp not in (None, "none"):
-        raise UserError("--precision float64 and --amp bf16 contradict each other: pick one")
+        raise UserError("`precision` float64 and `amp` bf16 contradict each other: pick one")
     return PRECISIONS[precision]
 
 
@@ -250,3 +250,210 @@ def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str,
             paths.append(os.path.join(out_dir, name))
             fn(curves, paths[-1])
     return paths
+
+
+def parse_time_chunk(value) -> int | str:
+    """``"auto"`` or a whole number >= 1 (int or text); UserError otherwise."""
+    if value == "auto":
+        return "auto"
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise UserError(f"`time_chunk` must be 'auto' or a whole number >= 1, got {value!r}")
+    return int(text)
+
+
+def _as_T_list(T) -> list[int]:
+    """``T`` as sorted unique step counts: a text list ``"4,16,64"``, one int, or a sequence of ints."""
+    if isinstance(T, str):
+        return parse_T(T)
+    if isinstance(T, int) and not isinstance(T, bool):
+        T = [T]
+    try:
+        return parse_T(",".join(str(int(t)) if isinstance(t, int) and not isinstance(t, bool) else "x" for t in T))
+    except TypeError:
+        raise UserError(f"bad `T` {T!r}: give whole numbers of time steps, e.g. [4, 16, 64, 128]") from None
+
+
+def _plan_models(loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list, thresholds: list[str],
+                 calib_batches: int, fold_bn: bool, data_dir: str, download: bool, skip_md5: bool) -> list:
+    """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
+
+    An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
+    threshold) combination, without duplicates (IF ignores the cap, and its half-threshold start is
+    its half-lsb start); each threshold calibration is shared by every neuron.
+    """
+    from ann2snn.ann.build import ann_from_checkpoint
+    from ann2snn.conversion.calibrate import parse_threshold
+    from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings, snn_from_checkpoint
+
+    models = []
+    for path, ckpt in loaded.items():
+        if ckpt["kind"] == "snn":
+            models.append((path, lambda ckpt=ckpt: snn_from_checkpoint(ckpt)))
+            continue
+        if not specs:
+            raise UserError(f"{path} is an ANN checkpoint: convert it first, or give `neurons` "
+                            "(e.g. if and mbif:1+3)")
+        ann, ckpt = ann_from_checkpoint(ckpt)
+        calibrated = {}  # threshold → settings carrying the calibrated θs (shared by every neuron)
+        for text in thresholds:
+            if parse_threshold(text)[0] == "lambda" and not fold_bn:
+                if ckpt["config"].get("activation") == "relu":
+                    raise UserError(f"{path} is a ReLU network, which has no λ: give `threshold` max or percentile:P")
+                calibrated[text] = {}
+                continue
+            base = neuron_settings("if", ann_config=ckpt["config"])
+            cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
+                                     skip_md5)
+            calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
+        seen = set()
+        for spec in specs:
+            for v_init, cap in ((v, c) for v in v_inits for c in caps):
+                is_if = spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits")) == (1, 0)
+                settings = neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec,
+                                           cap=None if is_if else cap)
+                key = (settings["int_bits"], settings["frac_bits"], settings["cap"],
+                       "half-lsb" if settings["neuron"] == "if" and v_init == "half-threshold" else v_init)
+                if key in seen:  # IF: half-threshold == half-lsb (both θ/2)
+                    continue
+                seen.add(key)
+                for text in thresholds:
+                    full = {**settings, **calibrated[text]}
+                    fake = {**ckpt, "conversion": full, "source": {"path": ckpt["path"], "sha256": None,
+                                                                  "epoch": ckpt.get("epoch")}}
+                    models.append((path, lambda ann=ann, s=full, f=fake: (convert_ann(ann, s), f)))
+    return models
+
+
+def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), thresholds=(),
+              calib_batches: int = 10, fold_bn: bool = False, data_dir: str | None = None, download: bool = False,
+              skip_md5: bool = False, batch_size: int = 500, subset: int | None = None, ops: bool = True,
+              diagnostics: bool = False, time_chunk="auto", precision: str = "float32", fuse="auto",
+              channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
+              out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None) -> dict:
+    """A whole sweep from checkpoints: accuracy at every T of ``T`` in one simulation per model.
+
+    This is what ``ann2snn sweep`` runs. Each SNN checkpoint (from ``ann2snn convert``) is one model;
+    each ANN checkpoint (from ``ann2snn train-ann``) is converted in memory once per combination of
+    ``neurons`` × ``v_inits`` × ``caps`` × ``thresholds`` (duplicates dropped; a calibration is
+    shared by every neuron). Every checkpoint is read once and every setting is checked before the
+    first simulation. The ANN column is the same network in ANN mode (DESIGN §3).
+
+    Args:
+        checkpoints: paths of ANN or SNN checkpoints (files, or train-ann run folders).
+        T: the time steps to report: ``"4,16,64,128"``, an int, or a list of ints (1 ≤ T ≤ :data:`MAX_T`).
+        neurons: for ANN checkpoints: ``if``, ``mbif`` or ``mbif:M+N`` (m integer, n fractional bits).
+        v_inits: initial potentials (``half-lsb`` (default), ``half-threshold``, ``zero``).
+        caps: per-step ceilings of MBIF neurons: ``full`` (default), ``theta`` or a count K.
+        thresholds: θ per site: ``lambda`` (default), ``max`` or ``percentile:P`` (ReLU ANNs need one).
+        calib_batches: training batches of 128 for a calibrated threshold.
+        fold_bn: fold each BatchNorm into the conv before it first.
+        data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``).
+        batch_size, subset: test images per batch; a seeded class-balanced subset of N test images.
+        ops, diagnostics, plots: operation counts and energy per T; per-layer statistics; PNG plots.
+        time_chunk, precision, fuse, channels_last, device, amp: how the simulation runs (see
+            :func:`sweep_model`).
+        out: folder for sweep.csv/.md/.json (and sweep_ops.csv, sweep_layers.csv, plots); None writes
+            nothing. The folder is held for the run: a second run into it is refused.
+        progress: progress bars. ``echo``: called with one line per finished model (e.g. ``print``).
+        argv: the ``ann2snn sweep`` arguments, for the provenance (default: this Python call).
+
+    Returns:
+        ``{"T": [...], "rows": [...], "curves": [...], "paths": [...], "provenance": {...}}``: one
+        row per model (accuracies in percent per T and the ANN's), the per-t curves as fractions
+        with their settings and checkpoint hashes, and the files written. Under torchrun only
+        rank 0 gets rows; the other ranks get ``rows == []``.
+
+    Raises:
+        UserError: any bad setting or checkpoint, missing data, or a sweep that cannot finish.
+    """
+    import contextlib
+
+    from ann2snn.conversion.calibrate import parse_threshold
+    from ann2snn.conversion.snn import parse_neuron_spec
+    from ann2snn.plumbing.checkpoint import check_output_dir, file_sha256, load_checkpoint
+    from ann2snn.plumbing.data import default_data_dir
+    from ann2snn.plumbing.device import resolve_device
+    from ann2snn.plumbing.distributed import device_for, setup
+    from ann2snn.plumbing.outputs import claim_output
+    from ann2snn.plumbing.provenance import provenance
+
+    T_list = _as_T_list(T)
+    if isinstance(checkpoints, str):
+        checkpoints = [checkpoints]
+    checkpoints = list(checkpoints)
+    if not checkpoints:
+        raise UserError("give at least one checkpoint in `checkpoints`")
+    if out is not None:
+        check_output_dir(out, what="`out`")
+    # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
+    command = None if argv is not None else f"python: ann2snn.run_sweep({checkpoints!r}, T={T_list!r}, ...)"
+    prov = provenance(argv, command=command)
+    precision_dtype(precision, amp)
+    time_chunk = parse_time_chunk(time_chunk)
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
+        raise UserError(f"`subset` must be a number of test images >= 1 (leave it out for all), got {subset!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"`batch_size` must be a whole number >= 1, got {batch_size!r}")
+    if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 1:
+        raise UserError(f"`calib_batches` must be a whole number >= 1, got {calib_batches!r}")
+    if time_chunk != "auto" and time_chunk > 1 and (ops or diagnostics or plots):
+        raise UserError("`time_chunk` > 1 runs without per-step observers: turn `ops` off and drop "
+                        "`diagnostics`/`plots`")
+    specs = [parse_neuron_spec(s) for s in ([neurons] if isinstance(neurons, str) else neurons)]
+    given = {"v_inits": v_inits, "caps": caps, "thresholds": thresholds}
+    v_inits = list(dict.fromkeys([v_inits] if isinstance(v_inits, str) else v_inits)) or ["half-lsb"]
+    caps = list(dict.fromkeys([caps] if isinstance(caps, (str, int)) else caps)) or ["full"]
+    thresholds = list(dict.fromkeys([thresholds] if isinstance(thresholds, str) else thresholds)) or ["lambda"]
+    for text in thresholds:
+        parse_threshold(text)
+    if any(c != "full" for c in caps) and specs and all(s["neuron"] == "if" for s in specs):
+        raise UserError("an IF neuron already sends at most θ per step (K = 1): drop `caps`, or add an mbif neuron")
+    data_dir = default_data_dir() if data_dir is None else data_dir
+    d = setup(device)
+    dev = device_for(d, resolve_device(device))
+    if d.enabled and (ops or diagnostics or plots):
+        raise UserError("a distributed sweep (torchrun) counts accuracy only: turn `ops` off and drop "
+                        "`diagnostics`/`plots` (run those in one process)")
+    loaded = {}
+    for path in checkpoints:
+        if path not in loaded:
+            loaded[path] = load_checkpoint(path)
+    in_memory = specs or any(given.values()) or fold_bn
+    if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
+        raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in memory, "
+                        "but every checkpoint is an SNN checkpoint; drop them")
+    with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
+        models = _plan_models(loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download,
+                              skip_md5)
+        rows, curves, data_cache = [], [], {}
+        for _path, load in models:
+            snn, ckpt = load()
+            cfg, conv = ckpt["config"], ckpt["conversion"]
+            if cfg["dataset"] not in data_cache:
+                data_cache[cfg["dataset"]] = load_test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
+                                                               dev, d)
+            result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=progress and d.is_main,
+                                 T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
+                                 device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
+                                 channels_last=channels_last)
+            epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
+            row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
+            rows.append(row)
+            sha = file_sha256(ckpt["path"])
+            curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
+                           "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
+                           "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
+                           "precision": precision, "fused": result["fused"],
+                           "channels_last": result["channels_last"],
+                           "device": str(dev), "amp": amp, "processes": d.world, "checkpoint": ckpt["path"],
+                           "checkpoint_kind": ckpt["kind"], "checkpoint_sha256": sha,
+                           "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,
+                           "train_config": cfg, "conversion": conv})
+            if d.is_main and echo is not None:
+                echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
+                     + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
+        if not d.is_main:
+            return {"T": T_list, "rows": [], "curves": [], "paths": [], "provenance": prov}
+        paths = write_tables(rows, curves, prov, out, T_list, plots=plots) if out is not None else []
+    return {"T": T_list, "rows": rows, "curves": curves, "paths": paths, "provenance": prov}

@@ -13,8 +13,13 @@ import torch
 from ann2snn.plumbing.version import __version__
 
 
-def provenance(argv: list[str] | None = None) -> dict:
-    """Command line, git commit, versions and time of this run."""
+def provenance(argv: list[str] | None = None, command: str | None = None) -> dict:
+    """Command line, git commit, versions and time of this run.
+
+    Args:
+        argv: the ``ann2snn`` command's arguments (default: ``sys.argv[1:]``).
+        command: the whole command as text instead, e.g. a Python call of a library function.
+    """
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -26,7 +31,8 @@ def provenance(argv: list[str] | None = None) -> dict:
     import torchvision
 
     return {
-        "command": " ".join(["ann2snn"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "command": command if command is not None else
+        " ".join(["ann2snn"] + [str(a) for a in (argv if argv is not None else sys.argv[1:])]),
         "git_commit": commit, "git_dirty": dirty, "ann2snn": __version__, "python": platform.python_version(),
         "torch": torch.__version__, "torchvision": torchvision.__version__, "platform": platform.platform(),
         "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
