@@ -111,7 +111,7 @@ class SpikingCifarResNet(nn.Module):
         if not (isinstance(T, int) and T >= 1):
             raise UserError(f"T must be a whole number >= 1, got {T!r}")
         if not width > 0:
-            raise UserError(f"--width must be > 0, got {width}")
+            raise UserError(f"`width` must be > 0, got {width}")
         self.T, self.ic = T, bool(ic)
         chans = [scaled(c, width) for c in channels]
         self.conv1 = nn.Conv2d(in_channels, chans[0], 3, 1, 1, bias=False)
