@@ -292,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"Error: {e.format_message()}", err=True)
         return 2
     except UserError as e:
-        click.echo(f"Error: {e}", err=True)
+        from ann2snn.cli.errors import to_flags  # the library names arguments; the CLI user reads flags
+
+        click.echo(f"Error: {to_flags(str(e))}", err=True)
         return 2
     finally:
         import torch.distributed as dist

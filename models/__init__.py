@@ -28,7 +28,7 @@ def build_model(arch: str, num_classes: int, act: Callable[[], nn.Module], width
     if arch not in ARCHS:
         raise UserError(f"unknown arch {arch!r}: use one of {', '.join(ARCHS)}")
     if not width > 0:
-        raise UserError(f"--width must be > 0, got {width}")
+        raise UserError(f"`width` must be > 0, got {width}")
     return ARCHS[arch](num_classes=num_classes, act=act, width=width)
 
 

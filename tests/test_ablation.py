@@ -42,7 +42,7 @@ def test_parse_rows_errors(text, msg):
 
 @pytest.mark.parametrize("text", ["", "a", "0,0", "-1", "0,,1", "1.5"])
 def test_parse_seeds_errors(text):
-    with pytest.raises(UserError, match="--seeds must be distinct whole numbers"):
+    with pytest.raises(UserError, match="`seeds` must be distinct whole numbers"):
         parse_seeds(text)
 
 
@@ -85,14 +85,14 @@ def test_ablation_table_means_and_resume(tmp_path, fake_cifar):
     before = os.path.getmtime(os.path.join(run_dir(out, "lif", 0), "checkpoint.pt"))
     run_ablation(common(fake_cifar, epochs=2), rows, seeds, out, progress=False)
     assert os.path.getmtime(os.path.join(run_dir(out, "lif", 0), "checkpoint.pt")) == before
-    with pytest.raises(UserError, match=r"holds an ablation run \(.*lif-seed0\) with T = 2, not 3"):
+    with pytest.raises(UserError, match=r"holds an ablation run \(.*lif-seed0\) with `T` = 2, not 3"):
         run_ablation(common(fake_cifar, epochs=2, T=3), rows, seeds, out, progress=False)
 
 
 def test_a_clashing_folder_is_refused_before_anything_trains(tmp_path, fake_cifar):
     out = str(tmp_path / "abl")
     run_ablation(common(fake_cifar), ["lif"], [0], out, progress=False)
-    with pytest.raises(UserError, match="with T = 2, not 3"):
+    with pytest.raises(UserError, match="with `T` = 2, not 3"):
         run_ablation(common(fake_cifar, T=3), ["mblif2+0", "lif"], [0], out, progress=False)
     assert not os.path.exists(run_dir(out, "mblif2+0", 0))  # nothing new was trained
 

@@ -29,7 +29,7 @@ def test_parse_threshold():
     assert parse_threshold("max") == ("max", None)
     assert parse_threshold("percentile:99.9") == ("percentile", 99.9)
     for bad in ("percentile", "percentile:0", "percentile:101", "percentile:x", "median"):
-        with pytest.raises(UserError, match="--threshold"):
+        with pytest.raises(UserError, match="`threshold`"):
             parse_threshold(bad)
 
 

@@ -106,7 +106,7 @@ def test_settings_store_the_cap_only_when_it_binds():
     assert neuron_settings("mbif", cfg, 1, 3, cap="full")["cap"] is None
     assert neuron_settings("mbif", cfg, 1, 3, cap=15)["cap"] is None
     assert neuron_settings("if", cfg)["cap"] is None
-    with pytest.raises(UserError, match="drop --cap"):
+    with pytest.raises(UserError, match="drop `cap`"):
         neuron_settings("if", cfg, cap="theta")
 
 

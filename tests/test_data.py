@@ -87,7 +87,7 @@ def test_batches_normalise_and_autoaugment_runs():
 
 
 def test_missing_data_says_what_to_do(tmp_path):
-    with pytest.raises(UserError, match="--download"):
+    with pytest.raises(UserError, match="`download`"):
         load_split("cifar10", str(tmp_path), True)
 
 
@@ -96,7 +96,7 @@ def test_offline_cifar100_needs_and_accepts_skip_md5(tmp_path, capfd):
     if not os.path.isfile(UNPACK_CIFAR):
         pytest.skip("the shared CIFAR-100 copy is not available")
     subprocess.run([sys.executable, UNPACK_CIFAR, str(tmp_path), "cifar100"], check=True, capture_output=True)
-    with pytest.raises(UserError, match="--skip-md5"):
+    with pytest.raises(UserError, match="`skip_md5`"):
         load_split("cifar100", str(tmp_path), False)
     x, y = load_split("cifar100", str(tmp_path), False, skip_md5=True)
     assert "WITHOUT torchvision's MD5 check" in capfd.readouterr().err

@@ -22,12 +22,12 @@ from helpers import random_batches, tiny_ann
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(UserError, match="unknown --device 'tpu'"):
+    with pytest.raises(UserError, match="unknown `device` 'tpu'"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             resolve_device("cuda")
-    with pytest.raises(UserError, match="unknown --amp 'fp8'"):
+    with pytest.raises(UserError, match="unknown `amp` 'fp8'"):
         check_amp("fp8")
 
 

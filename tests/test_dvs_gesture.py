@@ -100,7 +100,7 @@ def test_bad_files(tmp_path):
         read_labels(str(bad))
     with pytest.raises(UserError, match="dvs-gesture not found"):
         load_dvs_frames(str(tmp_path / "nowhere"), True, 4)
-    with pytest.raises(UserError, match="--dvs-size must divide 128"):
+    with pytest.raises(UserError, match="`dvs_size` must divide 128"):
         load_dvs_frames(str(tmp_path), True, 4, size=48)
 
 

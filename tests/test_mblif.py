@@ -311,9 +311,9 @@ def test_run_folder_rules(tmp_path, fake_cifar):
     out = str(tmp_path / "run")
     cfg = tiny_config(fake_cifar, epochs=1)
     train_snn(cfg, out, progress=False)
-    with pytest.raises(UserError, match="already holds a run; pass --resume"):
+    with pytest.raises(UserError, match="already holds a run; pass `resume`"):
         train_snn(cfg, out, progress=False)
-    with pytest.raises(UserError, match="--T 3 differs from the resumed run's 2"):
+    with pytest.raises(UserError, match="`T` 3 differs from the resumed run's 2"):
         train_snn({**cfg, "T": 3}, out, resume=True, explicit={"T"}, progress=False)
     with pytest.raises(UserError, match="no checkpoint.pt"):
         train_snn(cfg, str(tmp_path / "other"), resume=True, progress=False)

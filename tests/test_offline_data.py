@@ -17,7 +17,7 @@ def test_download_uses_the_offline_copy(tmp_path, capsys):
 
 def test_missing_data_names_the_offline_route(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "offline_copy", lambda: "/x/shared/data/unpack_cifar.py")
-    with pytest.raises(UserError, match=r"--download.*offline on this project's machines: python "
+    with pytest.raises(UserError, match=r"`download`.*offline on this project's machines: python "
                                         r"/x/shared/data/unpack_cifar.py .* cifar10"):
         data.load_split("cifar10", str(tmp_path), True)
     assert not os.listdir(tmp_path)

@@ -45,7 +45,7 @@ class QuantClip(nn.Module):
     def __init__(self, lambda_init: float = 8.0):
         super().__init__()
         if not (isinstance(lambda_init, (int, float)) and lambda_init > 0 and lambda_init < float("inf")):
-            raise UserError(f"--lambda-init must be a positive number, got {lambda_init!r}")
+            raise UserError(f"`lambda_init` must be a positive number, got {lambda_init!r}")
         self.raw_lambda = nn.Parameter(torch.tensor(float(lambda_init)))
         #: in training (gradients on) on feature maps ``[B, C, H, W]``, compute :func:`quant_clip` as one
         #: compiled kernel forward and one backward (:mod:`ann2snn.plumbing.fuse`; ``train-ann --fuse``).
@@ -101,7 +101,7 @@ class QCFS(QuantClip):
 
     def __init__(self, levels: int = 4, lambda_init: float = 8.0):
         if not (isinstance(levels, int) and levels >= 1):
-            raise UserError(f"--levels must be a whole number >= 1, got {levels!r}")
+            raise UserError(f"`levels` must be a whole number >= 1, got {levels!r}")
         super().__init__(lambda_init)
         self.levels = levels
 

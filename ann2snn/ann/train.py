@@ -63,17 +63,17 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
 def check_train_config(config: dict) -> None:
     for key in ("subset", "test_subset"):
         if config.get(key) is not None and not (isinstance(config[key], int) and config[key] >= 1):
-            raise UserError(f"--{key.replace('_', '-')} must be a number of images >= 1 (leave it out for all), "
+            raise UserError(f"`{key}` must be a number of images >= 1 (leave it out for all), "
                             f"got {config[key]!r}")
     for key in ("epochs", "batch_size"):
         if not (isinstance(config[key], int) and config[key] >= 1):
-            raise UserError(f"--{key.replace('_', '-')} must be a whole number >= 1, got {config[key]!r}")
+            raise UserError(f"`{key}` must be a whole number >= 1, got {config[key]!r}")
     if not 0 < config["lr"] < float("inf"):
-        raise UserError(f"--lr must be a finite number > 0, got {config['lr']}")
+        raise UserError(f"`lr` must be a finite number > 0, got {config['lr']}")
     if not 0 <= config["weight_decay"] < float("inf"):
-        raise UserError(f"--weight-decay must be a finite number >= 0, got {config['weight_decay']}")
+        raise UserError(f"`weight_decay` must be a finite number >= 0, got {config['weight_decay']}")
     if not 0 <= config["momentum"] < 1:
-        raise UserError(f"--momentum must be in [0, 1), got {config['momentum']}")
+        raise UserError(f"`momentum` must be in [0, 1), got {config['momentum']}")
     check_amp(config.get("amp"))
     fuse.resolve(config.get("fuse", "off"))
 
@@ -95,21 +95,21 @@ def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, loa
     """
     from ann2snn.plumbing.checkpoint import check_output_dir
 
-    check_output_dir(out_dir)
+    check_output_dir(out_dir, "`out_dir`")
     ckpt_path = os.path.join(out_dir, CKPT_NAME)
     if not resume:
         if os.path.exists(ckpt_path):
-            raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose another --out")
+            raise UserError(f"{out_dir} already holds a run; pass `resume` to continue it, or choose another `out_dir`")
         return config, None, ckpt_path
     if not os.path.isfile(ckpt_path):
-        raise UserError(f"--resume: no {CKPT_NAME} in {out_dir} to resume")
+        raise UserError(f"`resume`: no {CKPT_NAME} in {out_dir} to resume")
     state = load(ckpt_path)
     stored = state["config"]
     clash = [k for k in (explicit or set()) if k not in RESUME_FREE and k in stored and config[k] != stored[k]]
     if clash:
         k = sorted(clash)[0]
-        raise UserError(f"--{k.replace('_', '-')} {config[k]} differs from the resumed run's {stored[k]}; "
-                        "a resumed run keeps its settings (drop the flag, or start a new --out)")
+        raise UserError(f"`{k}` {config[k]} differs from the resumed run's {stored[k]}; "
+                        f"a resumed run keeps its settings (drop `{k}`, or start a new `out_dir`)")
     return {**stored, **{k: config[k] for k in RESUME_FREE}}, state, ckpt_path
 
 

@@ -120,7 +120,7 @@ def parse_threshold(text: str) -> tuple[str, float | None]:
     except ValueError:
         value = float("nan")
     if mode != "percentile" or not 0 < value <= 100:
-        raise UserError(f"bad --threshold {text!r}: use lambda, max or percentile:P with 0 < P <= 100 (e.g. percentile:99.99)")
+        raise UserError(f"bad `threshold` {text!r}: use lambda, max or percentile:P with 0 < P <= 100 (e.g. percentile:99.99)")
     return mode, value
 
 
@@ -148,9 +148,9 @@ def calibrate_thresholds(model: nn.Module, batches, threshold: str, num_batches:
     """
     mode, p = parse_threshold(threshold)
     if mode == "lambda":
-        raise UserError("--threshold lambda takes θ from the QCFS λs; there is nothing to calibrate")
+        raise UserError("`threshold` lambda takes θ from the QCFS λs; there is nothing to calibrate")
     if num_batches < 1:
-        raise UserError(f"--calib-batches must be >= 1, got {num_batches}")
+        raise UserError(f"`calib_batches` must be >= 1, got {num_batches}")
     g = torch.Generator().manual_seed(seed)
     sites = {n: m for n, m in model.named_modules() if isinstance(m, (ReLUSite, QuantClip))}
     kept: dict[str, list] = {n: [] for n in sites}

@@ -38,11 +38,11 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
     for name, m in model.named_modules():
         if isinstance(m, FOREIGN_MODULES):
             raise UserError(f"module '{name}' is {type(m).__name__}, which conversion cannot turn into a neuron "
-                            "as it is; use QCFS activations, or calibrate thresholds (--threshold max|percentile:P)")
+                            "as it is; use QCFS activations, or calibrate thresholds (`threshold` max|percentile:P)")
     counts, calls = probe_sites(model, example)
     if calls:
         raise UserError(f"forward calls a functional activation at {calls[0]}; make every activation its own "
-                        "QCFS module, or calibrate thresholds (--threshold max|percentile:P), which rewrites ReLU calls")
+                        "QCFS module, or calibrate thresholds (`threshold` max|percentile:P), which rewrites ReLU calls")
     sites = [n for n in counts]
     if not sites:
         raise UserError("the model has no QCFS (or prepared ReLU) activation to convert")
@@ -91,8 +91,8 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
                                 "(λ must stay positive)")
             theta = site.threshold().detach()
         else:
-            raise UserError(f"ReLU site '{name}' has no threshold: convert the ReLU network first with "
-                            "`ann2snn convert --threshold max|percentile:P`")
+            raise UserError(f"ReLU site '{name}' has no threshold: calibrate the ReLU network's thresholds first "
+                            "(`threshold` max|percentile:P)")
         parent_name, _, child = name.rpartition(".")
         parent = snn.get_submodule(parent_name) if parent_name else snn
         setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site, cap=cap))

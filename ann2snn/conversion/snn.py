@@ -33,13 +33,13 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
     """
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     if v_init not in V_INIT_MODES:
-        raise UserError(f"unknown --v-init {v_init!r}: use one of {', '.join(V_INIT_MODES)}")
+        raise UserError(f"unknown `v_init` {v_init!r}: use one of {', '.join(V_INIT_MODES)}")
     matched = ann_config.get("activation") == "matched"
     if neuron == "if":
         if (int_bits not in (None, 1)) or (frac_bits not in (None, 0)):
-            raise UserError("--neuron if is MBIF(1,0): drop --int-bits/--frac-bits, or use --neuron mbif")
+            raise UserError("`neuron` if is MBIF(1,0): drop `int_bits`/`frac_bits`, or use `neuron` mbif")
         if cap not in (None, "full"):
-            raise UserError("--neuron if already sends at most θ per step (K = 1): drop --cap, or use --neuron mbif")
+            raise UserError("`neuron` if already sends at most θ per step (K = 1): drop `cap`, or use `neuron` mbif")
         m, n = 1, 0
     elif neuron == "mbif":
         default = (ann_config["int_bits"], ann_config["frac_bits"]) if matched else (1, 3)
@@ -130,7 +130,7 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
     settings = {**settings, "threshold": threshold, "fold_bn": bool(fold_bn)}
     if mode == "lambda":
         if ann_config.get("activation") == "relu":
-            raise UserError("a ReLU network has no λ: calibrate its thresholds with --threshold max or percentile:P")
+            raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
         return settings
     prepared = prepare_ann(ann, fold_bn)
     x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
@@ -152,7 +152,7 @@ def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibr
     if calibration is not None:
         settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)
     elif ckpt["config"].get("activation") == "relu":
-        raise UserError("a ReLU network has no λ: calibrate its thresholds with --threshold max or percentile:P")
+        raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
     snn = convert_ann(ann, settings)
     out = {
         "kind": "snn", "format": FORMAT, "config": ckpt["config"], "conversion": settings,

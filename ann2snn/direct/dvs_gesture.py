@@ -154,9 +154,9 @@ def to_frames(events: np.ndarray, T: int, size: int = SENSOR, start: int | None 
 def check_frame_settings(T: int, size: int) -> None:
     """Raises UserError unless ``T >= 1`` and ``size`` divides 128."""
     if not (isinstance(T, int) and T >= 1):
-        raise UserError(f"--T must be a whole number >= 1, got {T!r}")
+        raise UserError(f"`T` must be a whole number >= 1, got {T!r}")
     if not (isinstance(size, int) and 1 <= size <= SENSOR and SENSOR % size == 0):
-        raise UserError(f"--dvs-size must divide 128 (128, 64, 32, ...), got {size!r}")
+        raise UserError(f"`dvs_size` must divide 128 (128, 64, 32, ...), got {size!r}")
 
 
 def load_dvs_frames(root: str, train: bool, T: int, size: int = SENSOR) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +202,7 @@ class FrameBatches:
     def __init__(self, frames: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool = False,
                  seed: int = 0, device: torch.device | str = "cpu"):
         if batch_size < 1:
-            raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+            raise UserError(f"`batch_size` must be >= 1, got {batch_size}")
         self.frames, self.labels = frames, labels
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
         self.device = torch.device(device)

@@ -106,12 +106,12 @@ class SpikingCifarResNet(nn.Module):
     def __init__(self, num_classes: int, neuron: Callable[[], nn.Module], blocks: list[int], channels: list[int],
                  width: float = 1.0, T: int = 4, ic: bool = False, in_channels: int = 3):
         super().__init__()
-        from . import scaled
+        from ann2snn.models import scaled
 
         if not (isinstance(T, int) and T >= 1):
             raise UserError(f"T must be a whole number >= 1, got {T!r}")
         if not width > 0:
-            raise UserError(f"--width must be > 0, got {width}")
+            raise UserError(f"`width` must be > 0, got {width}")
         self.T, self.ic = T, bool(ic)
         chans = [scaled(c, width) for c in channels]
         self.conv1 = nn.Conv2d(in_channels, chans[0], 3, 1, 1, bias=False)

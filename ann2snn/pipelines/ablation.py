@@ -57,9 +57,9 @@ def parse_rows(text: str) -> list[str]:
     rows = [r.strip() for r in text.split(",")]
     bad = [r for r in rows if r not in ROWS]
     if bad:
-        raise UserError(f"unknown ablation row {bad[0]!r} in --rows: use 'all' or a comma list of {', '.join(ROWS)}")
+        raise UserError(f"unknown ablation row {bad[0]!r} in `rows`: use 'all' or a comma list of {', '.join(ROWS)}")
     if len(set(rows)) != len(rows):
-        raise UserError(f"--rows names a row twice: {text!r}")
+        raise UserError(f"`rows` names a row twice: {text!r}")
     return rows
 
 
@@ -74,7 +74,7 @@ def parse_seeds(text: str) -> list[int]:
     except ValueError:
         seeds = []
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise UserError(f"--seeds must be distinct whole numbers >= 0 separated by commas (e.g. 0,1), got {text!r}")
+        raise UserError(f"`seeds` must be distinct whole numbers >= 0 separated by commas (e.g. 0,1), got {text!r}")
     return seeds
 
 
@@ -118,7 +118,7 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
     from ann2snn.plumbing.distributed import setup
 
     runs = run_configs(common, rows, seeds)
-    check_output_dir(out_dir)
+    check_output_dir(out_dir, "`out_dir`")
     check_existing_runs(out_dir, runs)  # before any training: never mix two ablations in one folder
     d = setup(runs[0][2]["device"])
     for row, seed, config in runs:
@@ -150,9 +150,9 @@ def check_existing_runs(out_dir: str, runs: list[tuple[str, int, dict]]) -> None
         stored = resolve_config(load_snn_checkpoint(folder)["config"])
         for key in sorted(set(config) - RESUME_FREE_KEYS):
             if stored.get(key) != config[key]:
-                raise UserError(f"{out_dir} holds an ablation run ({folder}) with {key.replace('_', '-')} = "
+                raise UserError(f"{out_dir} holds an ablation run ({folder}) with `{key}` = "
                                 f"{stored.get(key)!r}, not {config[key]!r}; re-run it with its own settings, "
-                                "or choose another --out")
+                                "or choose another `out_dir`")
 
 
 def summarize(out_dir: str, runs: list[tuple[str, int, dict]]) -> tuple[pd.DataFrame, list[dict]]:

@@ -70,63 +70,63 @@ def resolve_config(config: dict) -> dict:
     takes :data:`DEFAULT_MBLIF_BITS`. ``width=None`` takes the arch's default width.
 
     Raises:
-        UserError: naming the flag at fault.
+        UserError: naming the setting at fault.
     """
     from ann2snn.direct.spiking_resnet import DEFAULT_WIDTH, SPIKING_ARCHS
 
     c = {**DEFAULTS, **config}
     if c["arch"] not in SPIKING_ARCHS:
-        raise UserError(f"unknown --arch {c['arch']!r} for train-snn: use one of {', '.join(SPIKING_ARCHS)}")
+        raise UserError(f"unknown `arch` {c['arch']!r} for train-snn: use one of {', '.join(SPIKING_ARCHS)}")
     if c["dataset"] in EVENT_DATASETS:
         from ann2snn.direct.dvs_gesture import check_frame_settings
 
         check_frame_settings(c["T"] if isinstance(c["T"], int) else 1, c["dvs_size"])
         if c["augment"] not in (None, "none"):
-            raise UserError(f"--augment {c['augment']} is for CIFAR; dvs-gesture takes none (a flip would turn "
+            raise UserError(f"`augment` {c['augment']} is for CIFAR; dvs-gesture takes none (a flip would turn "
                             "left-hand gestures into right-hand ones)")
         c["augment"] = "none"
     else:
         dataset_info(c["dataset"])
         c["augment"] = "crop-flip" if c["augment"] is None else c["augment"]
     if c["neuron"] not in NEURONS:
-        raise UserError(f"unknown --neuron {c['neuron']!r}: use lif or mblif")
+        raise UserError(f"unknown `neuron` {c['neuron']!r}: use lif or mblif")
     if c["neuron"] == "lif":
-        bad = [f"--{k.replace('_', '-')} {c[k]}" for k, ok in (("int_bits", 1), ("frac_bits", 0))
+        bad = [f"`{k}` {c[k]}" for k, ok in (("int_bits", 1), ("frac_bits", 0))
                if c[k] not in (None, ok)]
         if bad:
-            raise UserError(f"--neuron lif is MBLIF 1+0; it cannot take {' and '.join(bad)} "
-                            "(use --neuron mblif for multi-bit spikes)")
+            raise UserError(f"`neuron` lif is MBLIF 1+0; it cannot take {' and '.join(bad)} "
+                            "(use `neuron` mblif for multi-bit spikes)")
         c["int_bits"], c["frac_bits"] = 1, 0
     else:
         c["int_bits"] = DEFAULT_MBLIF_BITS[0] if c["int_bits"] is None else c["int_bits"]
         c["frac_bits"] = DEFAULT_MBLIF_BITS[1] if c["frac_bits"] is None else c["frac_bits"]
     check_bits(c["int_bits"], c["frac_bits"])
     if c["int_bits"] + c["frac_bits"] > MAX_TRAIN_BITS:
-        raise UserError(f"--int-bits + --frac-bits = {c['int_bits'] + c['frac_bits']} is too many for direct training "
+        raise UserError(f"`int_bits` + `frac_bits` = {c['int_bits'] + c['frac_bits']} is too many for direct training "
                         f"(at most {MAX_TRAIN_BITS}: the surrogate gradient costs one term per spike level)")
     if not (isinstance(c["T"], int) and not isinstance(c["T"], bool) and c["T"] >= 1):
-        raise UserError(f"--T must be a whole number >= 1, got {c['T']!r}")
+        raise UserError(f"`T` must be a whole number >= 1, got {c['T']!r}")
     if not (isinstance(c["tau"], (int, float)) and c["tau"] >= 1):
-        raise UserError(f"--tau must be >= 1 (the leak keeps 1 - 1/tau of the potential each step), got {c['tau']!r}")
+        raise UserError(f"`tau` must be >= 1 (the leak keeps 1 - 1/tau of the potential each step), got {c['tau']!r}")
     for key in ("v_th", "surrogate_alpha"):
         v = c[key]
         if not (isinstance(v, (int, float)) and 0 < v < float("inf")):
-            raise UserError(f"--{key.replace('_', '-')} must be a positive number, got {v!r}")
+            raise UserError(f"`{key}` must be a positive number, got {v!r}")
     if c["reset"] not in RESET_MODES:
-        raise UserError(f"unknown --reset {c['reset']!r}: use one of {', '.join(RESET_MODES)}")
+        raise UserError(f"unknown `reset` {c['reset']!r}: use one of {', '.join(RESET_MODES)}")
     if c["augment"] not in AUGMENTS:
-        raise UserError(f"unknown --augment {c['augment']!r}: use one of {', '.join(AUGMENTS)}")
+        raise UserError(f"unknown `augment` {c['augment']!r}: use one of {', '.join(AUGMENTS)}")
     if c["width"] is None:
         c["width"] = DEFAULT_WIDTH[c["arch"]]
     if not (isinstance(c["width"], (int, float)) and 0 < c["width"] < float("inf")):
-        raise UserError(f"--width must be > 0, got {c['width']!r}")
+        raise UserError(f"`width` must be > 0, got {c['width']!r}")
     c["width"], c["tau"], c["v_th"] = float(c["width"]), float(c["tau"]), float(c["v_th"])
     c["ic"], c["detach_reset"] = bool(c["ic"]), bool(c["detach_reset"])
     for key in ("subset", "test_subset"):
         if c[key] is not None and not (isinstance(c[key], int) and c[key] >= 1):
-            raise UserError(f"--{key.replace('_', '-')} must be a positive number of samples, got {c[key]!r}")
+            raise UserError(f"`{key}` must be a positive number of samples, got {c[key]!r}")
     if not (isinstance(c["momentum"], (int, float)) and 0 <= c["momentum"] < 1):
-        raise UserError(f"--momentum must be in [0, 1), got {c['momentum']!r}")
+        raise UserError(f"`momentum` must be in [0, 1), got {c['momentum']!r}")
     check_train_config(c)
     check_amp(c["amp"])
     return c

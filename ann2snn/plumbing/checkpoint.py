@@ -20,7 +20,7 @@ FORMAT = 1
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
 
 
-def check_output_file(path: str, what: str = "--out") -> None:
+def check_output_file(path: str, what: str = "`out`") -> None:
     """Raise UserError unless ``path`` can become a file (it is not a folder, its parent is not a file)."""
     if os.path.isdir(path):
         raise UserError(f"{what} {path} is a folder; give a file name, e.g. {os.path.join(path, 'snn.pt')}")
@@ -31,7 +31,7 @@ def check_output_file(path: str, what: str = "--out") -> None:
         raise UserError(f"{what} {path}: {parent} is a file, not a folder")
 
 
-def check_output_dir(path: str, what: str = "--out") -> None:
+def check_output_dir(path: str, what: str = "`out`") -> None:
     """Raise UserError if ``path`` (or a parent of it) exists and is not a folder."""
     p = os.path.abspath(path)
     while p and not os.path.exists(p):

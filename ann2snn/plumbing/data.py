@@ -110,8 +110,8 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
         offline = offline_copy()
         route = f"; offline on this project's machines: python {offline} {root} {name}" if offline else ""
         raise UserError(
-            f"{name} not found: expected torchvision's files in {folder}. Pass --download to fetch "
-            f"them (online), or point --data-dir / $ANN2SNN_DATA at a folder holding {info.folder}/{route}"
+            f"{name} not found: expected torchvision's files in {folder}. Pass `download` to fetch "
+            f"them (online), or point `data_dir` / $ANN2SNN_DATA at a folder holding {info.folder}/{route}"
         )
     cls = info.cls
     if skip_md5:
@@ -121,11 +121,11 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
     try:
         ds = cls(root, train=train, download=download)
     except RuntimeError:
-        hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass --skip-md5."
+        hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass `skip_md5`."
         raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
     except OSError as e:  # download failures
         raise UserError(f"could not get {name} into {folder} ({e}); offline, put torchvision's {info.folder}/ "
-                        "there yourself, or point --data-dir / $ANN2SNN_DATA at a folder holding it") from None
+                        "there yourself, or point `data_dir` / $ANN2SNN_DATA at a folder holding it") from None
     except Exception as e:  # a corrupt file that skipped the MD5 check
         raise UserError(f"{name} in {folder} could not be read ({type(e).__name__}: {e}); re-fetch the files") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
@@ -143,14 +143,14 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int, num_classes: int) -
         UserError: if ``n`` is not positive or a class has too few samples.
     """
     if n <= 0:
-        raise UserError(f"--subset must be a positive number of samples, got {n}")
+        raise UserError(f"`subset` must be a positive number of samples, got {n}")
     g = torch.Generator().manual_seed(seed)
     picks = []
     for c in range(num_classes):
         want = n // num_classes + (1 if c < n % num_classes else 0)
         idx = torch.nonzero(labels == c).flatten()
         if want > len(idx):
-            raise UserError(f"--subset {n} asks for {want} samples of class {c}, which has only {len(idx)}")
+            raise UserError(f"`subset` {n} asks for {want} samples of class {c}, which has only {len(idx)}")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:want]])
     return torch.sort(torch.cat(picks)).values
 
@@ -213,10 +213,10 @@ class CifarBatches:
         if augment not in AUGMENTS:
             raise UserError(f"unknown augmentation {augment!r}: use one of {', '.join(AUGMENTS)}")
         if batch_size < 1:
-            raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+            raise UserError(f"`batch_size` must be >= 1, got {batch_size}")
         if world > 1 and len(labels) < world:
             raise UserError(f"{len(labels)} samples cannot be shared by {world} processes: use a larger "
-                            "--subset / --test-subset, or fewer processes")
+                            "`subset` / `test_subset`, or fewer processes")
         self.device = torch.device(device)
         self.images, self.labels, self.info = images.to(self.device), labels.to(self.device), info
         self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed

@@ -33,16 +33,16 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: this machine has no CUDA GPU that torch can use (try --device cpu)")
+            raise UserError(f"`device` {name}: this machine has no CUDA GPU that torch can use (try `device` cpu)")
         return torch.device(name)
-    raise UserError(f"unknown --device {name!r}: use auto, cpu or cuda")
+    raise UserError(f"unknown `device` {name!r}: use auto, cpu or cuda")
 
 
 def check_amp(amp: str | None) -> str:
     """``None``/``"none"`` → ``"none"``; ``"bf16"`` stays; anything else raises UserError."""
     amp = "none" if amp is None else amp
     if amp not in AMP_MODES:
-        raise UserError(f"unknown --amp {amp!r}: use none or bf16")
+        raise UserError(f"unknown `amp` {amp!r}: use none or bf16")
     return amp
 
 
@@ -148,5 +148,5 @@ def choose_threads(spec: str | int = "auto") -> int:
         return max(1, min(cores, cores - int(busy + 0.5)))
     text = str(spec).strip()
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_THREADS:
-        raise UserError(f"--threads must be 'auto' or a whole number from 1 to {MAX_THREADS}, got {spec!r}")
+        raise UserError(f"`threads` must be 'auto' or a whole number from 1 to {MAX_THREADS}, got {spec!r}")
     return int(text)

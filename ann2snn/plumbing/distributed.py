@@ -76,7 +76,7 @@ def local_batch(d: Dist, batch_size: int) -> int:
         UserError: ``batch_size`` is not a multiple of the number of processes.
     """
     if batch_size % d.world:
-        raise UserError(f"--batch-size {batch_size} must be a multiple of the {d.world} processes (it is the global batch)")
+        raise UserError(f"`batch_size` {batch_size} must be a multiple of the {d.world} processes (it is the global batch)")
     return batch_size // d.world
 
 

@@ -41,7 +41,7 @@ def resolve(fuse: str | bool, device: torch.device | str = "cpu", worth_it: bool
     if fuse not in FUSE_MODES:
         from ann2snn.plumbing.errors import UserError
 
-        raise UserError(f"unknown --fuse {fuse!r}: use auto, on or off")
+        raise UserError(f"unknown `fuse` {fuse!r}: use auto, on or off")
     return fuse == "on" or (fuse == "auto" and worth_it and torch.device(device).type == "cpu")
 
 

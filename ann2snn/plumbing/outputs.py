@@ -63,7 +63,7 @@ def _remove_stale_temporaries(folder: str, only: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def claim_output(path: str, kind: str = "dir", what: str = "--out"):
+def claim_output(path: str, kind: str = "dir", what: str = "`out`"):
     """Hold ``path`` (an output folder, or an output file with ``kind="file"``) for this process.
 
     Raises:
