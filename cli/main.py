@@ -10,6 +10,7 @@ import sys
 import click
 from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
+from ann2snn.cli.errors import flag_errors
 from click.core import ParameterSource
 
 from ann2snn.plumbing.errors import UserError
@@ -252,6 +253,7 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
+@flag_errors
 def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time_chunk_text, out, quiet, **options):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
     import pandas as pd
@@ -260,7 +262,7 @@ def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time
 
     result = run_sweep(checkpoints, T_text, neurons=neurons, v_inits=v_inits, caps=caps, thresholds=thresholds,
                        time_chunk=time_chunk_text, out=out, progress=not quiet, echo=click.echo,
-                       argv=(ctx.obj or {}).get("argv"), **options)
+                       argv=(ctx.obj or {}).get("argv", sys.argv[1:]), **options)
     if result["rows"]:  # rank 0 (the only process outside torchrun)
         click.echo(pd.DataFrame(result["rows"]).to_markdown(index=False))
         click.echo("wrote " + ", ".join(result["paths"]))

@@ -85,6 +85,6 @@ def test_bad_arguments_name_the_argument_and_write_nothing(tmp_path, kwargs, wor
 def test_snn_checkpoints_refuse_conversion_settings(qcfs_run, fake_cifar, tmp_path):
     snn = str(tmp_path / "if.pt")
     assert main(["convert", "--checkpoint", qcfs_run, "--neuron", "if", "--out", snn]) == 0
-    with pytest.raises(UserError, match="every checkpoint is an SNN checkpoint"):
+    with pytest.raises(UserError, match="every `checkpoints` is an SNN checkpoint"):
         ann2snn.run_sweep(snn, 2, v_inits="zero", data_dir=fake_cifar, skip_md5=True, out=str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()

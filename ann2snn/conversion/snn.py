@@ -56,7 +56,7 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
             "cap": k if k < max_count(m, n) else None}
 
 
-def parse_neuron_spec(spec: str, what: str = "neurons") -> dict:
+def parse_neuron_spec(spec: str) -> dict:
     """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments of :func:`neuron_settings`.
 
     Raises:
@@ -64,12 +64,12 @@ def parse_neuron_spec(spec: str, what: str = "neurons") -> dict:
     """
     name, _, bits = str(spec).partition(":")
     if name not in ("if", "mbif") or (bits and name == "if"):
-        raise UserError(f"bad `{what}` item {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
+        raise UserError(f"bad `neurons` item {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
     if not bits:
         return {"neuron": name}
     m, plus, n = bits.partition("+")
     if not (plus and m.isascii() and m.isdigit() and n.isascii() and n.isdigit()):
-        raise UserError(f"bad `{what}` item {spec!r}: bits are written M+N, e.g. mbif:1+3")
+        raise UserError(f"bad `neurons` item {spec!r}: bits are written M+N, e.g. mbif:1+3")
     return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
 
 

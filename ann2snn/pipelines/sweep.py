@@ -394,7 +394,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
         raise UserError(f"`subset` must be a number of test images >= 1 (leave it out for all), got {subset!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"`batch_size` must be a whole number >= 1, got {batch_size!r}")
+        raise UserError(f"`batch_size` must be >= 1, got {batch_size!r}")
     if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 1:
         raise UserError(f"`calib_batches` must be a whole number >= 1, got {calib_batches!r}")
     if time_chunk != "auto" and time_chunk > 1 and (ops or diagnostics or plots):
@@ -422,7 +422,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     in_memory = specs or any(given.values()) or fold_bn
     if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
         raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in memory, "
-                        "but every checkpoint is an SNN checkpoint; drop them")
+                        "but every `checkpoints` is an SNN checkpoint; drop them")
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
         models = _plan_models(loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download,
                               skip_md5)
