@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ann2snn.plumbing.probe import probe_pass
+from ann2snn.plumbing.errors import UserError
 
 
 def _as_counts(k: torch.Tensor, what: str = "counts") -> torch.Tensor:
@@ -95,13 +96,13 @@ def bitplane_forward(layer: nn.Module, counts: torch.Tensor, q, num_bits: int) -
         whose partial sums are representable, to float round-off otherwise.
 
     Raises:
-        ValueError: non-integer, negative or too-large counts, or ``num_bits < 1``.
+        ValueError: non-integer, negative or too-large counts; UserError (a ValueError): ``num_bits < 1``.
         TypeError: a layer other than Conv2d / Linear.
     """
     if not isinstance(layer, (nn.Conv2d, nn.Linear)):
         raise TypeError(f"bitplane_forward supports nn.Conv2d and nn.Linear, got {type(layer).__name__}")
     if not (isinstance(num_bits, int) and num_bits >= 1):
-        raise ValueError(f"num_bits must be a whole number >= 1, got {num_bits!r}")
+        raise UserError(f"num_bits must be a whole number >= 1, got {num_bits!r}")
     k = _as_counts(counts)
     if k.numel() and int(k.max()) >= (1 << num_bits):
         raise ValueError(f"counts up to {int(k.max())} do not fit in {num_bits} bits")
@@ -136,14 +137,14 @@ def check_bitplanes(snn: nn.Module, x: torch.Tensor, T: int = 4) -> list[dict]:
         ``mean_popcount`` (binary accumulates per spike, averaged over the non-zero counts).
 
     Raises:
-        ValueError: ``T < 1``, or a neuron output that is not a whole multiple of its quantum ``q``.
+        UserError (a ValueError): ``T < 1``. ValueError: a neuron output that is not a whole multiple of its quantum ``q``.
     """
     from ann2snn.conversion.neurons import MultiBitIF
     from ann2snn.ann.evaluate import as_model_input, model_dtype
     from ann2snn.conversion.simulate import reset_neurons, set_mode
 
     if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
+        raise UserError(f"T must be >= 1, got {T}")
     # id(output tensor) -> (neuron name, the tensor): holding the tensor keeps its id from being reused
     outputs: dict[int, tuple[str, torch.Tensor]] = {}
     neurons = {n: m for n, m in snn.named_modules() if isinstance(m, MultiBitIF)}

@@ -69,6 +69,7 @@ from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.simulate import Observer
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.probe import probe_pass
+from ann2snn.plumbing.errors import UserError
 
 #: energy of one accumulate (32-bit float add, 45 nm; Horowitz ISSCC 2014), in pJ
 E_AC_PJ = 0.9
@@ -502,12 +503,12 @@ class OpCounter(Observer):
         (µJ per image).
 
         Raises:
-            ValueError: no image counted yet, or T outside ``1..steps``.
+            UserError (a ValueError): no image counted yet, or T outside ``1..steps``.
         """
         if self.images == 0:
-            raise ValueError("no image was counted: pass the OpCounter to simulate_snn(..., observers=[counter])")
+            raise UserError("no image was counted: pass the OpCounter to simulate_snn(..., observers=[counter])")
         if not (isinstance(T, int) and 1 <= T <= self.steps):
-            raise ValueError(f"T must be a whole number in 1..{self.steps} (the steps simulated), got {T!r}")
+            raise UserError(f"T must be a whole number in 1..{self.steps} (the steps simulated), got {T!r}")
         events = float(self.events_per_step[:T].sum()) / self.images
         bit_acs = float(self.bitops_per_step[:T].sum()) / self.images
         macs = self.first_layer_macs * T

@@ -20,6 +20,7 @@ from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.plumbing import fuse as fuse_mod
 from ann2snn.ann.quantizer import at_least_float32
 from ann2snn.ann.evaluate import as_model_input, model_dtype
+from ann2snn.plumbing.errors import UserError
 
 
 def neurons_of(model: nn.Module) -> list[MultiBitIF]:
@@ -36,7 +37,7 @@ def reset_neurons(model: nn.Module) -> None:
 def set_mode(model: nn.Module, mode: str) -> None:
     """Switch every neuron to ``"snn"`` (spiking) or ``"ann"`` (runs its source activation)."""
     if mode not in ("snn", "ann"):
-        raise ValueError(f"mode must be 'snn' or 'ann', got {mode!r}")
+        raise UserError(f"mode must be 'snn' or 'ann', got {mode!r}")
     for n in neurons_of(model):
         n.mode = mode
 
@@ -130,10 +131,10 @@ def simulate_snn(model: nn.Module, batches: Iterable, T: int, progress: bool = F
         over all samples, so it does not depend on the batch size.
     """
     if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
+        raise UserError(f"T must be >= 1, got {T}")
     if time_chunk > 1:
         if observers:
-            raise ValueError("observers need step-by-step simulation (time_chunk=1)")
+            raise UserError("observers need step-by-step simulation (time_chunk=1)")
         return _simulate_chunked(model, batches, T, time_chunk, progress)
     model.eval()
     correct = torch.zeros(T, dtype=torch.int64)
