@@ -55,6 +55,11 @@ SHARED_OPTIONS = [
                   help="auto = cuda if available, else cpu. Under torchrun each process takes cuda:LOCAL_RANK."),
     click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
                   help="bf16: convolutions in bfloat16 autocast; membrane potentials stay float32."),
+    click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                  help="Run each neuron's T steps as one compiled kernel forward and one backward (torch.compile; "
+                       "the same spikes and gradients, with the reset detached). About 10 s to compile on first use. "
+                       "auto: on for the CPU from 1,000 optimizer steps. The run stores the resolved choice and "
+                       "a resumed run keeps it."),
 ]
 
 

@@ -59,8 +59,9 @@ import math
 import torch
 from torch import nn
 
-from ann2snn.plumbing.errors import UserError, positive_number
 from ann2snn.ann.quantizer import check_bits, fire_count, max_count
+from ann2snn.plumbing import fuse
+from ann2snn.plumbing.errors import UserError, positive_number
 
 RESET_MODES = ("hard", "subtract")
 
@@ -105,6 +106,78 @@ def multilevel_spike(u: torch.Tensor, q: float, k_max: int, alpha: float = 2.0) 
 
 
 
+def mblif_steps(x: torch.Tensor, decay: float, q: float, k_max: int, unit: float, hard: bool):
+    """All T steps of :class:`MBLIF` in one function (what the fused step compiles).
+
+    The same float operations in the same order as :meth:`MBLIF.forward`'s plain loop (charge and
+    leak ``u = λ·c + x_t``; ``k = clip(floor(u/q), 0, K)``; ``s = k·2^-n``; reset), so the compiled
+    kernel gives bit-identical spikes (tests/test_fused_mblif.py).
+
+    Args:
+        x: input currents ``[T, B, ...]``, float32.
+        decay: λ = 1 − 1/τ. q: the quantum V_th·2^-n. k_max: K. unit: 2^-n. hard: hard reset (else subtract).
+
+    Returns:
+        ``(s, u)``: spike values and charged potentials, both ``[T, B, ...]``.
+    """
+    carry = torch.zeros_like(x[0])
+    spikes, potentials = [], []
+    for t in range(x.shape[0]):
+        u = decay * carry + x[t]
+        k = torch.clamp(torch.floor(u / q), 0, k_max)
+        spikes.append(k * unit)
+        potentials.append(u)
+        carry = u * (k == 0).to(u.dtype) if hard else u - k * q
+    return torch.stack(spikes), torch.stack(potentials)
+
+
+def mblif_steps_backward(grad_s: torch.Tensor, u: torch.Tensor, decay: float, q: float, k_max: int, unit: float,
+                         alpha: float, hard: bool) -> torch.Tensor:
+    """The input gradient ``dL/dx [T, B, ...]`` of :func:`mblif_steps`, with the reset detached.
+
+    Backpropagation through time, last step first: ``g_u = (dL/ds_t · 2^-n) · k'(u_t) + g_c · r_t``,
+    ``dL/dx_t = g_u`` and ``g_c ← λ · g_u``, where ``k'`` is :func:`surrogate_derivative` and
+    ``r_t = [k_t = 0]`` (hard reset) or 1 (subtract; the subtracted count is detached). These are the
+    products and sums that autograd forms for the plain loop; each ``g_u`` adds two terms, and a sum
+    of two floats does not depend on their order, so the gradient is the same.
+    """
+    g = surrogate_derivative(u, q, k_max, alpha)
+    grads = []
+    carry = torch.zeros_like(u[0])
+    for t in range(u.shape[0] - 1, -1, -1):
+        from_spike = grad_s[t] * unit * g[t]
+        if hard:
+            from_carry = carry * (torch.clamp(torch.floor(u[t] / q), 0, k_max) == 0).to(u.dtype)
+        else:
+            from_carry = carry
+        gu = from_spike + from_carry
+        grads.append(gu)
+        carry = gu * decay
+    return torch.stack(grads[::-1])
+
+
+class _FusedMBLIF(torch.autograd.Function):
+    """:func:`mblif_steps` forward and :func:`mblif_steps_backward` backward, each run compiled
+    (:func:`ann2snn.plumbing.fuse.run_fused`: where ``torch.compile`` fails, the plain function runs
+    with one warning and the neuron switches to its plain step)."""
+
+    @staticmethod
+    def forward(ctx, x, owner, decay, q, k_max, unit, alpha, hard):  # noqa: D401
+        s, u = fuse.run_fused(owner, mblif_steps, x, decay, q, k_max, unit, hard)
+        ctx.save_for_backward(u)
+        ctx.args = (owner, decay, q, k_max, unit, alpha, hard)
+        return s
+
+    @staticmethod
+    def backward(ctx, grad_s):
+        (u,) = ctx.saved_tensors
+        owner, decay, q, k_max, unit, alpha, hard = ctx.args
+        args = (grad_s.float().contiguous(), u, decay, q, k_max, unit, alpha, hard)
+        # a forward that fell back to the plain function (and warned) takes the plain backward too
+        gx = fuse.run_fused(owner, mblif_steps_backward, *args) if owner.fused else mblif_steps_backward(*args)
+        return gx, None, None, None, None, None, None, None
+
+
 class MBLIF(nn.Module):
     """Multi-bit LIF neuron, multi-step: ``[T, B, ...]`` input currents → ``[T, B, ...]`` spike values.
 
@@ -145,6 +218,9 @@ class MBLIF(nn.Module):
         self.reset = reset
         self.surrogate_alpha = positive_number("surrogate_alpha", surrogate_alpha)
         self.detach_reset = bool(detach_reset)
+        #: take the fused step (all T steps as one compiled kernel forward and one backward, with the
+        #: reset detached; ``train-snn --fuse``); the plain loop otherwise. Same spikes either way.
+        self.fused = False
 
     @property
     def k_max(self) -> int:
@@ -166,6 +242,9 @@ class MBLIF(nn.Module):
             raise ValueError(f"MBLIF expects [T, B, ...] input currents, got shape {tuple(x.shape)}")
         q, k_max, unit = self.quantum, self.k_max, 2.0 ** -self.frac_bits
         x = x.float()  # the membrane potential stays float32 under bf16 autocast (see MultiBitIF._step)
+        if self.fused and self.detach_reset and not return_potential:
+            return _FusedMBLIF.apply(x, self, self.decay, q, k_max, unit, self.surrogate_alpha,
+                                     self.reset == "hard")
         carry = torch.zeros_like(x[0])
         spikes, potentials = [], []
         for t in range(x.shape[0]):

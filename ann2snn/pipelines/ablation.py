@@ -131,8 +131,9 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
     return write_ablation_table(out_dir, runs) if d.is_main else []
 
 
-#: settings that may differ from an existing run folder's (where the data lives, where it computes)
-RESUME_FREE_KEYS = {"data_dir", "download", "skip_md5", "device"}
+#: settings that may differ from an existing run folder's (where the data lives, where it computes, and
+#: whether the neuron step is fused: the same spikes and gradients either way; a resumed run keeps its own)
+RESUME_FREE_KEYS = {"data_dir", "download", "skip_md5", "device", "fuse"}
 
 
 def check_existing_runs(out_dir: str, runs: list[tuple[str, int, dict]]) -> None:

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict
 from ann2snn.plumbing.data import AUGMENTS, dataset_info
 from ann2snn.plumbing.errors import UserError
-from ann2snn.direct.mblif import RESET_MODES, describe_mblif
+from ann2snn.direct.mblif import MBLIF, RESET_MODES, describe_mblif
+from ann2snn.plumbing import fuse
 from ann2snn.ann.quantizer import check_bits
 from ann2snn.plumbing.device import check_amp, resolve_device
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, device_for, setup
@@ -58,6 +59,7 @@ DEFAULTS = {
     "epochs": 100, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "width": None,
     "seed": 0, "subset": None, "test_subset": None, "augment": None, "dvs_size": 128,
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
+    "fuse": "auto",
 }
 #: event data sets (frames as input, 2 polarity channels) beside CIFAR
 EVENT_DATASETS = ("dvs-gesture",)
@@ -129,6 +131,9 @@ def resolve_config(config: dict) -> dict:
         raise UserError(f"`momentum` must be in [0, 1), got {c['momentum']!r}")
     check_train_config(c)
     check_amp(c["amp"])
+    if c["fuse"] == "on" and not c["detach_reset"]:
+        raise UserError("`fuse` on needs `detach_reset` (the fused step keeps the reset out of the gradient): "
+                        "drop one of them")
     return c
 
 
@@ -145,8 +150,17 @@ def build_snn(config: dict) -> nn.Module:
         num_classes, in_channels = NUM_CLASSES, 2
     else:
         num_classes, in_channels = dataset_info(config["dataset"]).num_classes, 3
-    return build_spiking_resnet(config["arch"], num_classes, neuron, width=config["width"], T=config["T"],
-                                ic=config["ic"], in_channels=in_channels)
+    model = build_spiking_resnet(config["arch"], num_classes, neuron, width=config["width"], T=config["T"],
+                                 ic=config["ic"], in_channels=in_channels)
+    set_fused_mblif(model, config.get("fuse") == "on")
+    return model
+
+
+def set_fused_mblif(model: nn.Module, on: bool) -> None:
+    """Give every :class:`~ann2snn.direct.mblif.MBLIF` of ``model`` the fused step (``on``) or the plain one."""
+    for m in model.modules():
+        if isinstance(m, MBLIF):
+            m.fused = bool(on)
 
 
 def load_snn_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()):
@@ -277,13 +291,21 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     """
     from ann2snn.plumbing.provenance import provenance
 
+    if config.get("fuse", "auto") == "auto" and explicit:
+        explicit = set(explicit) - {"fuse"}  # auto never contradicts the choice a resumed run made
     full, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit, load_snn_checkpoint)
+    if state is not None and "fuse" not in state["config"]:
+        full["fuse"] = "off"  # runs from before the fused step resume with the plain step they trained with
     config = resolve_config(full)
     d = setup(config["device"])
     device = device_for(d, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])
     model = build_snn(config)
     train, test = load_snn_data(config, device, d)
+    # the resolved choice is stored in the run's config, so a resumed run takes the same step
+    config["fuse"] = "on" if config["detach_reset"] and fuse.resolve(
+        config["fuse"], device, config["epochs"] * len(train) >= fuse.MIN_TRAIN_STEPS) else "off"
+    set_fused_mblif(model, config["fuse"] == "on")
     T = config["T"]
 
     last = {}
