@@ -270,10 +270,11 @@ def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time
 
 from ann2snn.cli.ablate import ablate_cmd  # noqa: E402
 from ann2snn.cli.entropy import entropy_cmd  # noqa: E402
-from ann2snn.cli.train_snn import train_snn_cmd  # noqa: E402
+from ann2snn.cli.train_snn import eval_snn_cmd, train_snn_cmd  # noqa: E402
 
 cli.add_command(entropy_cmd)
 cli.add_command(train_snn_cmd)
+cli.add_command(eval_snn_cmd)
 cli.add_command(ablate_cmd)
 
 

@@ -12,6 +12,7 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
+from ann2snn.cli.errors import flag_errors
 from ann2snn.plumbing.data import default_data_dir
 
 
@@ -93,3 +94,31 @@ def train_snn_cmd(ctx, out, resume, quiet, **options):
         resolve_config(options)  # refuse bad flags before touching --out or the data
     path = train_snn(options, out, resume=resume, explicit=explicit, progress=not quiet)
     click.echo(f"SNN checkpoint: {path}")
+
+
+@click.command("eval-snn", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--checkpoint", required=True, help="A train-snn run folder or its checkpoint.pt.")
+@click.option("--T", "T_text", default="1,2,4", show_default=True,
+              help="Time steps to report (one run of the largest gives every t up to it).")
+@click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
+              help="Folder holding cifar-10-batches-py/, cifar-100-python/ or DvsGesture/.")
+@click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online).")
+@click.option("--skip-md5", is_flag=True,
+              help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies.")
+@click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", default=None, help="Folder for accuracy.csv/.md/.json (optional).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+@flag_errors
+def eval_snn_cmd(ctx, checkpoint, T_text, out, quiet, **options):
+    """Evaluate a directly trained SNN at other numbers of time steps T (CIFAR networks take any T)."""
+    import sys
+
+    from ann2snn.pipelines.train_snn import evaluate_direct_snn
+
+    result = evaluate_direct_snn(checkpoint, T_text, out=out, progress=not quiet,
+                                 argv=(ctx.obj or {}).get("argv", sys.argv[1:]), **options)
+    row = result["row"]
+    click.echo(f"{row['neuron']} {row['network']} (trained at T = {row['trained_T']}): "
+               + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")))

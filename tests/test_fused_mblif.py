@@ -147,3 +147,37 @@ def test_fuse_bad_input_gets_one_line(tmp_path, fake_cifar, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--fuse on differs from the resumed run's off" in err
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / "run").iterdir()) == before
+
+
+def test_eval_snn_at_other_T(tmp_path, fake_cifar, capsys):
+    """A network trained at T = 1, evaluated at T = 1, 2, 4: its T = 1 accuracy is the one training stored,
+    and the T = 4 value is the argmax of the 4-step mean output, counted by hand."""
+    from ann2snn.ann.train import load_data
+    from ann2snn.pipelines.train_snn import evaluate_direct_snn, load_direct_snn
+
+    run = tmp_path / "run"
+    assert main(["train-snn", "--width", "0.25", "--T", "1", "--epochs", "1", "--batch-size", "25", "--data-dir",
+                 fake_cifar, "--skip-md5", "--quiet", "--out", str(run)]) == 0
+    stored = torch.load(run / "checkpoint.pt", weights_only=True)
+    res = evaluate_direct_snn(str(run), "4,1,2", data_dir=fake_cifar, skip_md5=True)
+    assert res["T"] == [1, 2, 4] and len(res["curve"]) == 4 and res["samples"] == 10
+    assert res["curve"][0] == stored["metrics"][-1]["test_acc_t1"]
+    model, ckpt = load_direct_snn(str(run))
+    x, y = next(iter(load_data({**ckpt["config"], "data_dir": fake_cifar, "skip_md5": True})[1]))
+    with torch.no_grad():
+        out = model.forward_steps(x, 4)  # [4, B, classes]
+    assert res["row"]["T=4"] == round(100 * float((out.mean(0).argmax(1) == y).float().mean()), 2)
+    # the CLI writes the table
+    capsys.readouterr()
+    assert main(["eval-snn", "--checkpoint", str(run), "--T", "1,2,4", "--data-dir", fake_cifar, "--skip-md5",
+                 "--quiet", "--out", str(tmp_path / "ev")]) == 0
+    assert "trained at T = 1" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["accuracy.csv", "accuracy.json", "accuracy.md"]
+    # a DVS network reads frames binned for its own T: another T is refused in one line, nothing written
+    stored["config"] = {**stored["config"], "dataset": "dvs-gesture", "T": 4, "augment": "none"}
+    torch.save(stored, tmp_path / "dvs.pt")
+    assert main(["eval-snn", "--checkpoint", str(tmp_path / "dvs.pt"), "--T", "1,2", "--out",
+                 str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "binned for T = 4" in err and "--T 4" in err
+    assert not (tmp_path / "no").exists()

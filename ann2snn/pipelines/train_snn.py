@@ -327,3 +327,62 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     return fit(model, config, train, test, evaluate, KIND, state, ckpt_path, progress, stop_after, after_epoch,
                device=device, d=d)
 
+
+
+def evaluate_direct_snn(checkpoint: str, T, data_dir: str | None = None, download: bool = False,
+                        skip_md5: bool = False, test_subset: int | None = None, device: str = "auto",
+                        out: str | None = None, progress: bool = False, argv: list[str] | None = None) -> dict:
+    """Evaluate a directly trained SNN (a train-snn run) at other numbers of time steps.
+
+    One run of ``max(T)`` steps gives the accuracy at every t ≤ max(T) (the network is causal; the
+    prediction at t is the argmax of the mean output over steps 1..t, as in training). A CIFAR
+    network takes any T (the image is the input current at every step); a DVS-Gesture network reads
+    event frames binned for its own T, so it is evaluated at that T only.
+
+    Args:
+        checkpoint: a train-snn run folder or its ``checkpoint.pt``.
+        T: the steps to report: ``"1,2,4"``, an int or a list of ints.
+        out: folder for ``accuracy.csv/.md/.json`` (the curve at every t ≤ max(T)); None writes nothing.
+
+    Returns:
+        ``{"T": [...], "row": {...}, "curve": [...], "samples": N}``: accuracies in percent at each T of
+        ``T`` in ``row``, and as fractions at every t ≤ max(T) in ``curve``.
+
+    Raises:
+        UserError: not a train-snn checkpoint, a bad ``T``, a ``T`` a DVS network cannot take, or data problems.
+    """
+    import contextlib
+
+    from ann2snn.pipelines.sweep import _as_T_list
+    from ann2snn.plumbing.data import default_data_dir
+    from ann2snn.plumbing.outputs import claim_output
+    from ann2snn.plumbing.provenance import provenance
+
+    T_list = _as_T_list(T)
+    ckpt = load_snn_checkpoint(checkpoint)
+    config = resolve_config(ckpt["config"])
+    if config["dataset"] in EVENT_DATASETS and T_list != [config["T"]]:
+        raise UserError(f"this {config['dataset']} network reads event frames binned for T = {config['T']}; "
+                        f"it cannot be evaluated at `T` {','.join(map(str, T_list))} (give `T` {config['T']})")
+    if test_subset is not None and (isinstance(test_subset, bool) or not isinstance(test_subset, int)
+                                    or test_subset < 1):
+        raise UserError(f"`test_subset` must be a number of images >= 1 (leave it out for all), got {test_subset!r}")
+    command = None if argv is not None else f"python: evaluate_direct_snn({checkpoint!r}, T={T_list!r})"
+    prov = provenance(argv, command=command)
+    dev = resolve_device(device)
+    data = {**config, "data_dir": default_data_dir() if data_dir is None else data_dir, "download": download,
+            "skip_md5": skip_md5, "test_subset": test_subset}
+    with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
+        model = build_snn(config)
+        load_state_strict(model, ckpt["model_state"], source=ckpt["path"])
+        model = model.to(dev).eval()
+        _, test = load_snn_data(data, dev)
+        correct, total = evaluate_steps(model, test, max(T_list), progress)
+        curve = (correct.double().cpu() / total).tolist()
+        row = snn_row(config, curve, ckpt.get("epoch"))
+        row = {k: v for k, v in row.items() if not k.startswith("T=")} | {"trained_T": config["T"]} | {
+            f"T={t}": round(100 * curve[t - 1], 2) for t in T_list}
+        if out is not None:
+            write_snn_tables([row], [{**row, "curve": curve, "samples": total, "checkpoint": ckpt["path"],
+                                      "train_config": config}], prov, out)
+    return {"T": T_list, "row": row, "curve": curve, "samples": total}
