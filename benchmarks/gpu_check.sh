@@ -12,9 +12,9 @@
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu_check}
-EPOCHS=${EPOCHS:-3}; WIDTH=${WIDTH:-1}; DEVICE=${DEVICE:-cuda}; TLIST=${TLIST:-1,2,4,8,16,32,64,128}
+EPOCHS=${EPOCHS:-3}; SNN_EPOCHS=${SNN_EPOCHS:-2}; WIDTH=${WIDTH:-1}; DEVICE=${DEVICE:-cuda}; TLIST=${TLIST:-1,2,4,8,16,32,64,128}
 BENCH=${BENCH:---arch vgg16 --width $WIDTH --batch 256}
-# (a CPU smoke run of this script's logic: DEVICE=cpu WIDTH=0.125 EPOCHS=1 TLIST=1,4 BENCH="--width 0.125")
+# (a CPU smoke run of this script's logic: DEVICE=cpu WIDTH=0.125 EPOCHS=1 SNN_EPOCHS=1 TLIST=1,4 BENCH="--width 0.125")
 mkdir -p "$OUT"
 log() { echo "== $(date +%T) $*"; }
 t0=$(date +%s)
@@ -46,4 +46,12 @@ for amp in none bf16; do
     --no-ops --amp $amp $D --quiet --out "$OUT/sweep_$amp" | tee "$OUT/sweep_$amp.log"
   log "sweep (amp $amp) took $(( $(date +%s) - s )) s"
 done
+log "direct training: ResNet-20 width 4 (the default), MBLIF 2+1 + IC, T = 1, $SNN_EPOCHS epochs, fused step off (CUDA)"
+s=$(date +%s)
+python3 -m ann2snn train-snn --arch resnet20 --width 4 --T 1 --neuron mblif --int-bits 2 --frac-bits 1 --ic \
+  --epochs $SNN_EPOCHS $D --quiet --out "$OUT/resnet20-mblif21-ic" 2>&1 | tee "$OUT/train_snn.log"
+python3 -m ann2snn eval-snn --checkpoint "$OUT/resnet20-mblif21-ic" --T 1,2,4 $D --quiet \
+  --out "$OUT/resnet20-mblif21-ic/eval" | tee -a "$OUT/train_snn.log"
+python3 benchmarks/direct_ratios.py --device $DEVICE --width 4 --out "$OUT/bench_direct.md"
+log "direct training took $(( $(date +%s) - s )) s"
 log "total $(( $(date +%s) - t0 )) s"
