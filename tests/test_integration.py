@@ -12,7 +12,7 @@ from ann2snn.plumbing.data import CifarBatches, DATASETS, balanced_subset, load_
 from ann2snn.conversion.snn import convert_ann, load_snn, neuron_settings
 from ann2snn.pipelines.train_ann import train_ann
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.real_data]
 
 
 def test_train_convert_sweep_cli(cifar10_dir, tmp_path, capsys):

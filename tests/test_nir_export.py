@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import ann2snn
-from helpers import tiny_ann
+from helpers import random_batches, tiny_ann
 
 nir = pytest.importorskip("nir", reason="NIR export needs the nir extra: pip install -e '.[nir]'")
 sinabs = pytest.importorskip("sinabs", reason="the round trips need the receiving library sinabs")
@@ -58,15 +58,15 @@ def test_round_trip_through_sinabs_is_bit_exact_in_exact_arithmetic(tmp_path, ar
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
-def test_round_trip_of_an_ordinary_network_agrees_within_rounding(tmp_path, cifar10_dir, arch):
+def test_round_trip_of_an_ordinary_network_agrees_within_rounding(tmp_path, arch):
     """BN folding and q moved into the next weights re-associate float products: a potential within
     rounding of a threshold may fire a step apart, and in a deep untrained network one flip spreads.
     Stated tolerance: the summed logits over T = 32 steps differ by < 10 % of their scale, and at
-    least 6 of 8 predictions agree (measured: most images agree to 1e-6, the worst by about 6 %)."""
-    from test_foreign_models import real_images
-
+    least 6 of 8 predictions agree (measured on these images: 6 % for VGG-16, 0.3 % for ResNet-18; 8 of 8).
+    Smooth random images: the rounding does not depend on what the images show (real CIFAR-10 images
+    through a real train-ann run: the last test of this file)."""
     snn = ann2snn.convert_model(tiny_ann(arch, width=0.125), neuron="mbif", v_init="zero")
-    x = real_images(cifar10_dir, n=8)
+    x = random_batches(8, 8, seed=11)[0][0]
     ours, theirs = _both(snn, tmp_path / "m.nir", x, T=32)
     total_ours, total_theirs = ours.sum(0), theirs.sum(0)
     assert (total_ours - total_theirs).abs().max() < 0.1 * total_ours.abs().max()
@@ -144,11 +144,12 @@ def test_an_operation_nir_cannot_express_is_refused_by_name():
 
 
 @pytest.mark.integration
+@pytest.mark.real_data
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 def test_networks_from_a_real_train_ann_run_export_and_run_in_sinabs(cifar10_dir, tmp_path, arch):
     from ann2snn.cli.main import main
     from ann2snn.conversion.snn import load_snn
-    from test_foreign_models import real_images
+    from helpers import real_images
 
     run = tmp_path / "run"
     assert main(["train-ann", "--arch", arch, "--width", "0.125", "--epochs", "1", "--subset", "1000",
