@@ -106,7 +106,7 @@ class SpikingCifarResNet(nn.Module):
     def __init__(self, num_classes: int, neuron: Callable[[], nn.Module], blocks: list[int], channels: list[int],
                  width: float = 1.0, T: int = 4, ic: bool = False, in_channels: int = 3):
         super().__init__()
-        from . import scaled
+        from ann2snn.models import scaled
 
         if not (isinstance(T, int) and T >= 1):
             raise UserError(f"T must be a whole number >= 1, got {T!r}")
