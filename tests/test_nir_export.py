@@ -197,5 +197,6 @@ def test_export_leaves_the_callers_network_unchanged():
     snn = ann2snn.convert_model(tiny_ann("vgg16", width=0.125), neuron="mbif").double()
     before = {k: v.clone() for k, v in snn.state_dict().items()}
     snn_to_nir(snn)
-    assert all(v.dtype == torch.float64 for v in snn.state_dict().values() if v.is_floating_point())
-    assert all(torch.equal(before[k], v) for k, v in snn.state_dict().items())
+    after = snn.state_dict()
+    assert {v.dtype for v in after.values() if v.is_floating_point()} == {torch.float64}
+    assert after.keys() == before.keys() and all(torch.equal(before[k], v) for k, v in after.items())
