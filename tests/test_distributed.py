@@ -39,6 +39,7 @@ def tiny_run(tmp_path_factory, fake_cifar):
     return out
 
 
+@pytest.mark.slow
 def test_two_process_sweep_equals_one_process(tiny_run, tmp_path):
     """300 test images (30 per class; smooth random ones, so that the predictions differ between images
     and a lost or doubled shard changes the accuracy), split over two processes."""
