@@ -237,15 +237,35 @@ def test_fused_counting_gives_the_same_counts(bits):
 
 def test_threads_option_bad_values_and_busy_count(capsys):
     from ann2snn.cli.main import main
-    from ann2snn.plumbing.device import busy_cores, choose_threads
+    from ann2snn.plumbing.device import choose_threads
 
     for bad in ("0", "-1", "abc", "3000000000", "99999999999999999999"):
         code = main(["sweep", "--threads", bad, "--checkpoint", "x.pt", "--out", "o"])
         err = capsys.readouterr().err
         assert code == 2 and "--threads must be" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, bad
-    busy = busy_cores(0.05)
-    assert busy is None or 0.0 <= busy <= len(__import__("os").sched_getaffinity(0)) + 1e-6
     assert choose_threads("3") == 3
+
+
+def test_busy_cores_counts_the_non_idle_share_of_each_usable_cpu(monkeypatch):
+    """Two /proc/stat snapshots written here, so the result is a hand count (no clock, no real load):
+    cpu0 goes 100 → 200 jiffies with 80 idle (+ 10 iowait) of them: 0.1 busy; cpu1 100 → 300 with 40
+    idle: 0.8 busy; cpu2 is not in this process's affinity set and does not count."""
+    import builtins
+    import io
+    import os
+    import time
+
+    from ann2snn.plumbing.device import busy_cores
+
+    # fields: user nice system idle iowait irq softirq steal
+    stats = iter(["cpu  1 1 1 1 1 1 1 1\ncpu0 10 0 0 80 10 0 0 0\ncpu1 50 0 0 50 0 0 0 0\ncpu2 0 0 0 100 0 0 0 0\n",
+                  "cpu  1 1 1 1 1 1 1 1\ncpu0 20 0 0 160 20 0 0 0\ncpu1 210 0 0 90 0 0 0 0\ncpu2 100 0 0 100 0 0 0 0\n"])
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(next(stats)) if path == "/proc/stat"
+                        else real_open(path, *a, **k))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    assert busy_cores(0.25) == pytest.approx(0.1 + 0.8, abs=1e-12)
 
 
 def test_first_step_keeps_a_wider_v0_dtype():
