@@ -101,5 +101,6 @@ def test_work_estimate_refuses_what_cannot_finish(monkeypatch):
     with pytest.raises(UserError, match=r"^--T 300000 on 2 batches would take about 10 days of simulation here; "
                                         r"lower --T or --subset$"):
         sweep.check_work(snn, batches, 300_000, torch.device("cpu"))
-    with pytest.raises(UserError, match="would take about 0 days"):
+    assert sweep.check_work(snn, batches, 16, torch.device("cpu"), max_seconds=48.0) == 48.0  # the limit itself passes
+    with pytest.raises(UserError, match="--T 16 on 2 batches would take"):
         sweep.check_work(snn, batches, 16, torch.device("cpu"), max_seconds=47.9)
