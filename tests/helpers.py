@@ -56,6 +56,15 @@ def random_batches(n=96, batch_size=32, seed=0, model=None):
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, n, batch_size)]
 
 
+def real_images(data_dir, n=8, offset=0):
+    """``n`` real CIFAR-10 test images from ``offset`` on, normalised as in training (``data_dir``: the
+    ``cifar10_dir`` fixture's folder)."""
+    from ann2snn.plumbing.data import DATASETS, CifarBatches, load_split
+
+    x, y = load_split("cifar10", data_dir, False)
+    return next(iter(CifarBatches(x[offset:offset + n], y[offset:offset + n], DATASETS["cifar10"], n)))[0]
+
+
 def load_results_script(name):
     """Import results/<name>.py as a module (results/ put on sys.path for its shared `report` helpers)."""
     folder = str(Path(__file__).resolve().parents[1] / "results")

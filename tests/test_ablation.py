@@ -82,9 +82,14 @@ def test_ablation_table_means_and_resume(tmp_path, fake_cifar):
     assert len(details["runs"]) == 4 and all(d["complete"] for d in details["runs"])
     assert table.loc[1, "neuron"] == "MBLIF 2+1" and bool(table.loc[1, "ic"]) is True
     # a finished ablation run again only rewrites the table; other settings in the same --out are refused
-    before = os.path.getmtime(os.path.join(run_dir(out, "lif", 0), "checkpoint.pt"))
+    # (the file's times are set far in the past, so that a rewrite shows whatever the clock's resolution;
+    # a rewrite is a rename of a new file, so the inode would change too)
+    ckpt = os.path.join(run_dir(out, "lif", 0), "checkpoint.pt")
+    os.utime(ckpt, (1_000_000, 1_000_000))
+    before = os.stat(ckpt)
     run_ablation(common(fake_cifar, epochs=2), rows, seeds, out, progress=False)
-    assert os.path.getmtime(os.path.join(run_dir(out, "lif", 0), "checkpoint.pt")) == before
+    after = os.stat(ckpt)
+    assert (after.st_mtime, after.st_ino) == (1_000_000, before.st_ino)
     with pytest.raises(UserError, match=r"holds an ablation run \(.*lif-seed0\) with `T` = 2, not 3"):
         run_ablation(common(fake_cifar, epochs=2, T=3), rows, seeds, out, progress=False)
 

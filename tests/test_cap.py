@@ -43,11 +43,11 @@ def test_capped_mbif_hand_computed(x, T, expected):
     assert float(average_output(neuron_if, torch.tensor([x]), 4 * T)) == expected
 
 
-@pytest.mark.exactness
 @pytest.mark.parametrize("m,n", [(1, 1), (1, 3), (2, 2), (3, 1), (1, 4)])
 @pytest.mark.parametrize("theta", [1.0, 0.75, 2.5])
 def test_capped_mbif_equals_if_at_2n_times_T_randomized(m, n, theta):
-    """Randomized: dyadic inputs (exact in float32) below 0, inside [0, θ] and above θ."""
+    """Randomized: dyadic inputs (exact in float32) below 0, inside [0, θ] and above θ. Every operation
+    is elementwise on exact values, so no kernel set can round it otherwise (not an ``exactness`` test)."""
     g = torch.Generator().manual_seed(7 * m + n)
     x = torch.randint(-256, 3 * 256, (2000,), generator=g).float() / 256 * theta
     assert (x < 0).any() and ((x >= 0) & (x <= theta)).any() and (x > theta).any()
@@ -142,8 +142,9 @@ def test_qcfs_converts_exactly_at_T1_with_the_cap(arch, levels):
             assert not torch.equal(snn_full(x), ann(x))
 
 
-@pytest.mark.exactness
 def test_qcfs_activation_is_one_capped_step():
+    """Elementwise only (each a correctly rounded IEEE operation, the same in every kernel set); the
+    network version above is the ``exactness`` test."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(10000, generator=g) * 3
     act = QCFS(4, 1.3)

@@ -99,10 +99,15 @@ def test_real_submodule_named_module_is_not_stripped():
             super().__init__()
             self.module = nn.Linear(2, 2)
 
-    a, b = Holder(), Holder()
+    torch.manual_seed(0)
+    a, b, c = Holder(), Holder(), Holder()
+    assert not torch.equal(a.module.weight, b.module.weight) and not torch.equal(a.module.weight, c.module.weight)
     load_state_strict(b, a.state_dict())
-    assert torch.equal(a.module.weight, b.module.weight)
-    load_state_strict(b, nn.DataParallel(a).state_dict())  # module.module.weight → module.weight
+    assert torch.equal(a.module.weight, b.module.weight) and torch.equal(a.module.bias, b.module.bias)
+    wrapped = nn.DataParallel(a).state_dict()
+    assert sorted(wrapped) == ["module.module.bias", "module.module.weight"]
+    load_state_strict(c, wrapped)  # module.module.weight → module.weight
+    assert torch.equal(a.module.weight, c.module.weight) and torch.equal(a.module.bias, c.module.bias)
 
 
 def _wrapped_state(model, wrapper):
@@ -281,17 +286,20 @@ def test_save_to_a_name_without_extension(tmp_path):
     assert load_checkpoint(str(path))["epoch"] == 2
 
 
-def test_saved_files_follow_the_umask(tmp_path):
-    old = os.umask(0o022)
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_saved_files_follow_the_umask(tmp_path, mask):
+    """Atomic writes (a temporary file, then a rename) give the mode an ordinary ``open(path, "w")`` gives:
+    0o666 without the umask's bits, whatever umask the test run itself has."""
+    old = os.umask(mask)
     try:
         save_checkpoint({"kind": "ann"}, str(tmp_path / "c.pt"))
         atomic_write_text(str(tmp_path / "m.csv"), "a\n")
+        with open(tmp_path / "plain.txt", "w") as f:  # what an ordinary write gives
+            f.write("a\n")
     finally:
         os.umask(old)
-    with open(tmp_path / "plain.txt", "w") as f:  # what an ordinary write gives
-        f.write("a\n")
-    expected = stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode)
-    assert expected == 0o644
+    expected = 0o666 & ~mask
+    assert stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode) == expected
     assert stat.S_IMODE(os.stat(tmp_path / "m.csv").st_mode) == expected
     assert stat.S_IMODE(os.stat(tmp_path / "c.pt").st_mode) == expected
 

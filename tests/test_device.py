@@ -111,6 +111,7 @@ PEAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ops", [False, True], ids=["plain", "counting"])
 def test_memory_stays_flat_from_T8_to_T128(ops):
     """Peak resident memory of a whole simulation (child processes, so nothing else counts): T = 128

@@ -17,6 +17,8 @@ from ann2snn.ann.evaluate import evaluate_ann
 from ann2snn.ann.train import load_data
 from ann2snn.pipelines.train_ann import train_ann
 
+from conftest import write_fake_cifar10
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -37,14 +39,19 @@ def tiny_run(tmp_path_factory, fake_cifar):
     return out
 
 
-def test_two_process_sweep_equals_one_process(tiny_run, cifar10_dir, tmp_path):
+@pytest.mark.slow
+def test_two_process_sweep_equals_one_process(tiny_run, tmp_path):
+    """300 test images (30 per class; smooth random ones, so that the predictions differ between images
+    and a lost or doubled shard changes the accuracy), split over two processes."""
+    data = write_fake_cifar10(tmp_path / "data", per_file=300, smooth=True)
     args = ["sweep", "--checkpoint", tiny_run, "--neuron", "if", "--neuron", "mbif:1+3", "--T", "1,4,16",
-            "--data-dir", cifar10_dir, "--subset", "300", "--batch-size", "64", "--no-ops", "--device", "cpu",
+            "--data-dir", data, "--skip-md5", "--subset", "300", "--batch-size", "64", "--no-ops", "--device", "cpu",
             "--quiet"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     torchrun(*args, "--out", str(tmp_path / "two"))
     one = json.load(open(tmp_path / "one" / "sweep.json"))
     two = json.load(open(tmp_path / "two" / "sweep.json"))
+    assert len(one["rows"]) == len(two["rows"]) == 2
     assert [r["curve"] for r in one["rows"]] == [r["curve"] for r in two["rows"]]
     assert [r["ann_acc"] for r in one["rows"]] == [r["ann_acc"] for r in two["rows"]]
     assert all(r["samples"] == 300 for r in two["rows"]) and all(r["processes"] == 2 for r in two["rows"])

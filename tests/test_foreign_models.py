@@ -3,9 +3,9 @@
 torchvision's resnet18 / vgg11_bn / mobilenet_v2 (untrained, 10 classes) and small hand-written
 models with ``F.relu``, max-pooling or activations the converter does not handle. A converted model
 must equal its ANN in ANN mode exactly, and its SNN's time-averaged logits must approach the ANN's
-as T grows, on real CIFAR-10 images.
+as T grows. The images are smooth random ones (``helpers.random_batches``): what is checked is the
+conversion of an untrained network, which does not depend on what the images show.
 """
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,8 @@ from ann2snn.plumbing.errors import UserError
 from ann2snn.conversion.opcheck import check_operations, swap_maxpool_for_avgpool
 from ann2snn.conversion.simulate import reset_neurons, set_mode
 from ann2snn.conversion.snn import prepare_ann
+
+from helpers import random_batches
 
 torchvision = pytest.importorskip("torchvision")
 EX = torch.zeros(1, 3, 32, 32)
@@ -109,17 +111,15 @@ def test_scaling_by_a_constant_passes():
     assert check_operations(Scale().eval(), EX) == 1
 
 
-def real_images(cifar10_dir, n=8, offset=0):
-    from ann2snn.plumbing.data import DATASETS, CifarBatches, load_split
-
-    x, y = load_split("cifar10", cifar10_dir, False)
-    return next(iter(CifarBatches(x[offset:offset + n], y[offset:offset + n], DATASETS["cifar10"], n)))[0]
+def images(n=8, seed=0):
+    """``n`` smooth random images (the test images: seed 0; calibration batches: other seeds)."""
+    return random_batches(n, n, seed=seed)[0][0]
 
 
-def convert_with_data(model, cifar10_dir, bits=(1, 0)):
-    """A user's path: prepare ReLU sites, calibrate θ (99.99th percentile) on real images, convert."""
+def convert_with_data(model, bits=(1, 0)):
+    """A user's path: prepare ReLU sites, calibrate θ (99.99th percentile) on two batches, convert."""
     prepared = prepare_ann(model.eval())
-    calib = [(real_images(cifar10_dir, 32, 1000 + 32 * i), None) for i in range(2)]
+    calib = [(images(32, seed=100 + i), None) for i in range(2)]
     thresholds = calibrate_thresholds(prepared, calib, "percentile:99.99", 2)
     return convert(prepared, EX, *bits, "half-lsb", thresholds=thresholds), prepared
 
@@ -138,16 +138,15 @@ def rel_error(snn, x, ann_logits, T_list):
     return out
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
-def test_torchvision_models_with_maxpool_are_refused_then_convert_after_the_swap(cifar10_dir, name):
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("vgg11_bn", marks=pytest.mark.slow)])
+def test_torchvision_models_with_maxpool_are_refused_then_convert_after_the_swap(name):
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(num_classes=10).eval()
     with pytest.raises(UserError, match=r"module '(maxpool|features\.\d+)' \(MaxPool2d, .*max-pooling"):
         prepare_ann(model)
     swap_maxpool_for_avgpool(model)
-    snn, prepared = convert_with_data(model, cifar10_dir)
-    x = real_images(cifar10_dir)
+    snn, prepared = convert_with_data(model)
+    x = images()
     with torch.no_grad():
         ann_logits = model(x)
         set_mode(snn, "ann")
@@ -158,12 +157,11 @@ def test_torchvision_models_with_maxpool_are_refused_then_convert_after_the_swap
     assert err[128] < err[32] < err[4] and err[128] < 0.25, err
 
 
-@pytest.mark.integration
-def test_functional_relu_only_model_converts(cifar10_dir):
+def test_functional_relu_only_model_converts():
     torch.manual_seed(0)
     model = FunctionalReLU().eval()
-    snn, _ = convert_with_data(model, cifar10_dir, bits=(1, 3))
-    x = real_images(cifar10_dir)
+    snn, _ = convert_with_data(model, bits=(1, 3))
+    x = images()
     with torch.no_grad():
         ann_logits = model(x)
         set_mode(snn, "ann")

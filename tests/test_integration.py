@@ -12,9 +12,10 @@ from ann2snn.plumbing.data import CifarBatches, DATASETS, balanced_subset, load_
 from ann2snn.conversion.snn import convert_ann, load_snn, neuron_settings
 from ann2snn.pipelines.train_ann import train_ann
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.real_data]
 
 
+@pytest.mark.slow
 def test_train_convert_sweep_cli(cifar10_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train-ann", "--arch", "resnet20", "--epochs", "1", "--subset", "4000", "--test-subset", "500",
@@ -148,6 +149,7 @@ def test_qcfs_identity_at_T1_with_the_cap_on_real_images(cifar10_dir, tmp_path, 
         assert torch.equal(convert_ann(fresh, settings)(images), fresh(images))
 
 
+@pytest.mark.slow
 def test_relu_network_calibrated_through_the_cli(cifar10_dir, tmp_path):
     run = tmp_path / "relu"
     assert main(["train-ann", "--arch", "resnet20", "--activation", "relu", "--epochs", "1", "--subset", "2000",

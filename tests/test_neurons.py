@@ -55,9 +55,10 @@ def test_hand_computed_trace(name):
 
 def test_reset_restarts_from_v0():
     neuron = MultiBitIF(1.0, 1, 0, "half-lsb")
-    first = run(neuron, [0.25] * 6)
+    _, _, _, _, inputs, outs, vs = TRACES["if-half-lsb-const"]
+    assert run(neuron, inputs) == (outs, vs)
     neuron.reset()
-    assert run(neuron, [0.25] * 6) == first
+    assert run(neuron, inputs) == (outs, vs)  # the hand-computed trace again, from v0 = θ/2
 
 
 @pytest.mark.parametrize("v_init", ["zero", "half-threshold"])

@@ -1,11 +1,64 @@
-"""--download on this project's offline machines unpacks the packed copy instead of failing on urlopen."""
+"""--download on this project's offline machines unpacks the packed copy instead of failing on urlopen.
+
+The route is tested everywhere with a stand-in unpack script; the real packed copy only where it is
+(``../shared/data/`` next to the checkout: a property of this project's machines, not real data that
+``$ANN2SNN_DATA`` could stand in for)."""
 
 import os
+import pickle
+import sys
+import textwrap
 
 import pytest
+import torch
 
 from ann2snn.plumbing import data
 from ann2snn.plumbing.errors import UserError
+
+# writes a 20-image cifar-10-batches-py/ under argv[1], as unpack_cifar.py DEST cifar10 would (not its MD5s)
+STAND_IN = textwrap.dedent("""
+    import os, pickle, sys
+    import numpy as np
+    dest, name = sys.argv[1], sys.argv[2]
+    assert name == "cifar10", name
+    folder = os.path.join(dest, "cifar-10-batches-py")
+    os.makedirs(folder)
+    rng = np.random.default_rng(0)
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(os.path.join(folder, f), "wb") as out:
+            pickle.dump({"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), "labels": [i % 10 for i in range(20)]}, out)
+    with open(os.path.join(folder, "batches.meta"), "wb") as out:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, out)
+    print("cifar10: ok")
+""")
+
+
+def test_download_runs_the_offline_unpack_script_and_loads_what_it_wrote(tmp_path, monkeypatch, capsys):
+    script = tmp_path / "unpack_cifar.py"
+    script.write_text(STAND_IN)
+    monkeypatch.setattr(data, "offline_copy", lambda: str(script))
+    root = tmp_path / "data"
+    x, y = data.load_split("cifar10", str(root), False, download=True, skip_md5=True)
+    err = capsys.readouterr().err
+    assert "unpacking the offline copy" in err and str(script) in err
+    with open(root / "cifar-10-batches-py" / "test_batch", "rb") as f:
+        written = pickle.load(f)
+    assert torch.equal(x, torch.from_numpy(written["data"]).reshape(20, 3, 32, 32))
+    assert y.tolist() == written["labels"]
+    # a second call finds the files and leaves them alone (no second unpacking)
+    data.load_split("cifar10", str(root), False, download=True, skip_md5=True)
+    assert "unpacking" not in capsys.readouterr().err
+
+
+def test_a_failing_unpack_script_is_reported_and_download_goes_on(tmp_path, monkeypatch, capsys):
+    script = tmp_path / "unpack_cifar.py"
+    script.write_text("import sys\nsys.exit('no packed copy here')\n")
+    monkeypatch.setattr(data, "offline_copy", lambda: str(script))
+    monkeypatch.setattr(sys.modules["torchvision.datasets"].CIFAR10, "download",
+                        lambda self: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(UserError, match="could not get cifar10"):
+        data.load_split("cifar10", str(tmp_path / "data"), False, download=True)
+    assert "no packed copy here" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(data.offline_copy() is None, reason="no ../shared/data/unpack_cifar.py next to this checkout")

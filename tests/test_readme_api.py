@@ -8,7 +8,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_readme_python_api_block_runs():
+def test_readme_python_api_block_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the block saves my_snn.pt in the working folder
     text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
     section = text.split("## Python API", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)

@@ -1,7 +1,6 @@
 """sweep straight from an ANN checkpoint with calibrated thresholds, BN folding and caps (issue 13)."""
 
 import json
-import time
 
 import pytest
 
@@ -11,6 +10,8 @@ import torch
 from ann2snn.cli.main import main
 from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings
 from ann2snn.ann.build import load_ann
+from ann2snn.conversion.simulate import simulate_snn
+from ann2snn.plumbing.data import DATASETS, CifarBatches, load_split
 
 
 def train_tiny(fake_cifar, tmp_path, activation):
@@ -43,7 +44,11 @@ def test_relu_sweep_calibrates_once_per_threshold(fake_cifar, tmp_path, capsys):
     row = next(r for r in doc["rows"] if r["neuron"] == "MBIF 1+3 K=8" and r["threshold"] == "max fold-bn"
                and r["v_init"] == "half-lsb")
     assert row["conversion"]["thresholds"] == cal["thresholds"] and row["conversion"]["cap"] == 8
-    assert isinstance(convert_ann(ann, cal), torch.nn.Module)
+    # and its accuracy curve is that conversion's, simulated here on the same 10 test images
+    x, y = load_split("cifar10", fake_cifar, False, skip_md5=True)
+    correct, total = simulate_snn(convert_ann(ann, cal), CifarBatches(x, y, DATASETS["cifar10"], 10), 4)
+    assert total == row["samples"] == 10
+    assert row["curve"] == (correct.double() / total).tolist()
 
 
 def test_sweep_option_errors(fake_cifar, tmp_path, capsys):
@@ -66,23 +71,36 @@ def test_sweep_option_errors(fake_cifar, tmp_path, capsys):
 
 
 def test_absurd_T_is_refused_before_any_work(tmp_path, capsys):
+    """The checkpoint does not exist: had the sweep opened it (or done anything later) first, the error
+    would name it instead of --T."""
     for t in ("99999999999999999999", "100001", "1,2,100001"):
-        t0 = time.time()
         assert main(["sweep", "--checkpoint", str(tmp_path / "none.pt"), "--T", t, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "more than 100,000 steps" in err and time.time() - t0 < 5
+        assert err.count("\n") == 1 and "more than 100,000 steps" in err and "none.pt" not in err
         assert not (tmp_path / "o").exists()
 
 
-def test_work_estimate_refuses_what_cannot_finish():
+def test_work_estimate_refuses_what_cannot_finish(monkeypatch):
+    """The estimate is T × batches × (one timed forward pass) × 1.5; the clock is replaced by one whose
+    forward pass takes exactly 1 s, so every number below is a hand count."""
+    from types import SimpleNamespace
+
     from ann2snn.conversion.convert import convert
     from ann2snn.plumbing.errors import UserError
-    from ann2snn.pipelines.sweep import check_work
+    from ann2snn.pipelines import sweep
 
     from helpers import random_batches, tiny_ann
 
     snn = convert(tiny_ann("resnet20"), torch.zeros(1, 3, 32, 32), 1, 0)
-    batches = random_batches(8, 4)
-    assert check_work(snn, batches, 16, torch.device("cpu")) > 0
-    with pytest.raises(UserError, match=r"would take about .* days of simulation here; lower `T` or `subset`"):
-        check_work(snn, batches, 100_000, torch.device("cpu"), max_seconds=1.0)
+    batches = random_batches(8, 4)  # 2 batches
+    ticks = iter(range(100))
+    monkeypatch.setattr(sweep, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    assert sweep.check_work(snn, batches, 16, torch.device("cpu")) == 16 * 2 * 1.5
+    # 7 days (the default limit) = 604,800 s: T = 201,600 is just within it, T = 300,000 is 900,000 s
+    assert sweep.check_work(snn, batches, 201_600, torch.device("cpu")) == 604_800
+    with pytest.raises(UserError, match=r"^`T` 300000 on 2 batches would take about 10 days of simulation here; "
+                                        r"lower `T` or `subset`$"):
+        sweep.check_work(snn, batches, 300_000, torch.device("cpu"))
+    assert sweep.check_work(snn, batches, 16, torch.device("cpu"), max_seconds=48.0) == 48.0  # the limit itself passes
+    with pytest.raises(UserError, match="`T` 16 on 2 batches would take"):
+        sweep.check_work(snn, batches, 16, torch.device("cpu"), max_seconds=47.9)
