@@ -65,6 +65,13 @@ def test_each_checkpoint_is_read_once(qcfs_run, fake_cifar, tmp_path, monkeypatc
                             skip_md5=True, ops=False)
     assert len(res["rows"]) == 3  # the SNN file, and the ANN as MBIF 1+3 uncapped and capped at θ
     assert sorted(reads) == sorted([qcfs_run + "/checkpoint.pt", snn])
+    # paths as pathlib.Path, one of them given twice: one row per occurrence, as each --checkpoint is a row
+    from pathlib import Path
+
+    res = ann2snn.run_sweep(Path(snn), 2, data_dir=fake_cifar, skip_md5=True, ops=False, out=str(tmp_path / "p"))
+    again = ann2snn.run_sweep([Path(snn), snn], 2, data_dir=fake_cifar, skip_md5=True, ops=False)
+    assert [c["curve"] for c in again["curves"]] == [res["curves"][0]["curve"]] * 2
+    assert json.loads((tmp_path / "p" / "sweep.json").read_text())["rows"][0]["checkpoint"] == snn
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -73,10 +80,11 @@ def test_each_checkpoint_is_read_once(qcfs_run, fake_cifar, tmp_path, monkeypatc
     ({"time_chunk": "0"}, "`time_chunk` must be"), ({"precision": "float16"}, "unknown `precision`"),
     ({"neurons": ["lif"]}, "bad `neurons` item"), ({"neurons": ["if"], "caps": ["theta"]}, "drop `caps`"),
     ({"thresholds": ["median"]}, "threshold"), ({"time_chunk": 4}, "`time_chunk` > 1 runs without"),
+    ({"fuse": "yes"}, "unknown `fuse`"), ({"amp": "fp16"}, "amp"), ({"T": [2, 4.5]}, r"bad `T` list \[2, 4.5\]"),
 ])
 def test_bad_arguments_name_the_argument_and_write_nothing(tmp_path, kwargs, words):
     kwargs = {"T": 2, **kwargs}
-    with pytest.raises(ValueError, match=words.replace("(", r"\(")) as err:
+    with pytest.raises(ValueError, match=words) as err:
         ann2snn.run_sweep([str(tmp_path / "missing.pt")], out=str(tmp_path / "out"), **kwargs)
     assert isinstance(err.value, UserError) and "--" not in str(err.value)
     assert not (tmp_path / "out").exists()
@@ -88,3 +96,20 @@ def test_snn_checkpoints_refuse_conversion_settings(qcfs_run, fake_cifar, tmp_pa
     with pytest.raises(UserError, match="every `checkpoints` is an SNN checkpoint"):
         ann2snn.run_sweep(snn, 2, v_inits="zero", data_dir=fake_cifar, skip_md5=True, out=str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_grid_settings_are_refused_before_any_calibration(fake_cifar, tmp_path, monkeypatch):
+    """A ReLU ANN swept with a calibrated threshold and a bad cap: refused before the calibration reads data."""
+    run = tmp_path / "relu"
+    assert main(["train-ann", "--arch", "resnet20", "--width", "0.25", "--activation", "relu", "--epochs", "1",
+                 "--batch-size", "10", "--data-dir", fake_cifar, "--skip-md5", "--out", str(run), "--quiet"]) == 0
+    import ann2snn.conversion.snn as snn_mod
+
+    def no_calibration(*a, **k):
+        raise AssertionError("calibrated before checking the grid")
+
+    monkeypatch.setattr(snn_mod, "calibrate_settings", no_calibration)
+    for bad, words in (({"caps": ["abc"]}, "cap"), ({"neurons": ["mbif:9+9"]}, "bit widths m=9, n=9")):
+        with pytest.raises(UserError, match=words):
+            ann2snn.run_sweep(str(run), 2, **{"neurons": ["mbif"], **bad}, thresholds=["max"], data_dir=fake_cifar,
+                              skip_md5=True)

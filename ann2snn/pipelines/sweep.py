@@ -269,13 +269,17 @@ def _as_T_list(T) -> list[int]:
     if isinstance(T, int) and not isinstance(T, bool):
         T = [T]
     try:
-        return parse_T(",".join(str(int(t)) if isinstance(t, int) and not isinstance(t, bool) else "x" for t in T))
+        items = list(T)
     except TypeError:
-        raise UserError(f"bad `T` {T!r}: give whole numbers of time steps, e.g. [4, 16, 64, 128]") from None
+        items = None
+    if not items or not all(isinstance(t, int) and not isinstance(t, bool) for t in items):
+        raise UserError(f"bad `T` list {T!r}: give whole numbers of time steps, e.g. [4, 16, 64, 128]")
+    return parse_T(",".join(str(t) for t in items))
 
 
-def _plan_models(loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list, thresholds: list[str],
-                 calib_batches: int, fold_bn: bool, data_dir: str, download: bool, skip_md5: bool) -> list:
+def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
+                 thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
+                 skip_md5: bool) -> list:
     """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
 
     An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
@@ -286,8 +290,24 @@ def _plan_models(loaded: dict[str, dict], specs: list[dict], v_inits: list[str],
     from ann2snn.conversion.calibrate import parse_threshold
     from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings, snn_from_checkpoint
 
+    for path in checkpoints:  # every setting checked before the first calibration
+        ckpt = loaded[path]
+        if ckpt["kind"] == "snn":
+            continue
+        if not specs:
+            raise UserError(f"{path} is an ANN checkpoint: convert it first, or give `neurons` "
+                            "(e.g. if and mbif:1+3)")
+        if ckpt["config"].get("activation") == "relu" and not fold_bn and any(
+                parse_threshold(t)[0] == "lambda" for t in thresholds):
+            raise UserError(f"{path} is a ReLU network, which has no λ: give `threshold` max or percentile:P")
+        for spec in specs:
+            is_if = spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits")) == (1, 0)
+            for v_init, cap in ((v, c) for v in v_inits for c in caps):
+                neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec, cap=None if is_if else cap,
+                                warn=lambda _msg: None)
     models = []
-    for path, ckpt in loaded.items():
+    for path in checkpoints:
+        ckpt = loaded[path]
         if ckpt["kind"] == "snn":
             models.append((path, lambda ckpt=ckpt: snn_from_checkpoint(ckpt)))
             continue
@@ -378,10 +398,13 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     from ann2snn.plumbing.outputs import claim_output
     from ann2snn.plumbing.provenance import provenance
 
+    from ann2snn.plumbing import fuse as fuse_mod
+    from ann2snn.plumbing.device import check_amp
+
     T_list = _as_T_list(T)
-    if isinstance(checkpoints, str):
+    if isinstance(checkpoints, (str, os.PathLike)):
         checkpoints = [checkpoints]
-    checkpoints = list(checkpoints)
+    checkpoints = [os.fspath(p) for p in checkpoints]
     if not checkpoints:
         raise UserError("give at least one checkpoint in `checkpoints`")
     if out is not None:
@@ -389,6 +412,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
     command = None if argv is not None else f"python: ann2snn.run_sweep({checkpoints!r}, T={T_list!r}, ...)"
     prov = provenance(argv, command=command)
+    check_amp(amp)
+    fuse_mod.resolve(fuse)
     precision_dtype(precision, amp)
     time_chunk = parse_time_chunk(time_chunk)
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
@@ -398,7 +423,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 1:
         raise UserError(f"`calib_batches` must be a whole number >= 1, got {calib_batches!r}")
     if time_chunk != "auto" and time_chunk > 1 and (ops or diagnostics or plots):
-        raise UserError("`time_chunk` > 1 runs without per-step observers: turn `ops` off and drop "
+        raise UserError("`time_chunk` > 1 runs without per-step observers: switch off `ops` and drop "
                         "`diagnostics`/`plots`")
     specs = [parse_neuron_spec(s) for s in ([neurons] if isinstance(neurons, str) else neurons)]
     given = {"v_inits": v_inits, "caps": caps, "thresholds": thresholds}
@@ -413,21 +438,22 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     d = setup(device)
     dev = device_for(d, resolve_device(device))
     if d.enabled and (ops or diagnostics or plots):
-        raise UserError("a distributed sweep (torchrun) counts accuracy only: turn `ops` off and drop "
+        raise UserError("a distributed sweep (torchrun) counts accuracy only: switch off `ops` and drop "
                         "`diagnostics`/`plots` (run those in one process)")
-    loaded = {}
+    loaded, hashes = {}, {}
     for path in checkpoints:
         if path not in loaded:
             loaded[path] = load_checkpoint(path)
+            hashes[path] = file_sha256(loaded[path]["path"])  # the file as read, not as it may be later
     in_memory = specs or any(given.values()) or fold_bn
     if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
         raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in memory, "
                         "but every `checkpoints` is an SNN checkpoint; drop them")
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
-        models = _plan_models(loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn, data_dir, download,
-                              skip_md5)
+        models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
+                              data_dir, download, skip_md5)
         rows, curves, data_cache = [], [], {}
-        for _path, load in models:
+        for path, load in models:
             snn, ckpt = load()
             cfg, conv = ckpt["config"], ckpt["conversion"]
             if cfg["dataset"] not in data_cache:
@@ -440,7 +466,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
             row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
             rows.append(row)
-            sha = file_sha256(ckpt["path"])
+            sha = hashes[path]
             curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
                            "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
                            "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],

@@ -39,7 +39,7 @@ from ann2snn.plumbing.errors import UserError
 from ann2snn.direct.mblif import MBLIF, RESET_MODES, describe_mblif
 from ann2snn.plumbing import fuse
 from ann2snn.ann.quantizer import check_bits
-from ann2snn.plumbing.device import check_amp, resolve_device
+from ann2snn.plumbing.device import autocast, check_amp, resolve_device
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, device_for, setup
 from ann2snn.ann.train import CKPT_NAME, check_train_config, fit, load_data, open_run
 
@@ -131,6 +131,8 @@ def resolve_config(config: dict) -> dict:
         raise UserError(f"`momentum` must be in [0, 1), got {c['momentum']!r}")
     check_train_config(c)
     check_amp(c["amp"])
+    if isinstance(c["fuse"], bool):
+        c["fuse"] = "on" if c["fuse"] else "off"
     if c["fuse"] == "on" and not c["detach_reset"]:
         raise UserError("`fuse` on needs `detach_reset` (the fused step keeps the reset out of the gradient): "
                         "drop one of them")
@@ -295,6 +297,9 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         explicit = set(explicit) - {"fuse"}  # auto never contradicts the choice a resumed run made
     full, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit, load_snn_checkpoint)
     if state is not None and "fuse" not in state["config"]:
+        if config.get("fuse") == "on" and explicit and "fuse" in explicit:
+            raise UserError(f"the run in {out_dir} was trained before the fused step existed, with the plain step; "
+                            "it resumes with that step: drop `fuse`")
         full["fuse"] = "off"  # runs from before the fused step resume with the plain step they trained with
     config = resolve_config(full)
     d = setup(config["device"])
@@ -329,6 +334,30 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
 
 
 
+def load_test_split(config: dict, data_dir: str, download: bool, skip_md5: bool, test_subset: int | None,
+                    device: torch.device | str = "cpu"):
+    """The test batches of a (resolved) train-snn config only: CIFAR's test split, or DVS-Gesture's test
+    recordings as frames for the config's T (a class-balanced subset of ``test_subset`` samples)."""
+    if config["dataset"] in EVENT_DATASETS:
+        from ann2snn.direct.dvs_gesture import NUM_CLASSES, FrameBatches, load_dvs_frames
+
+        x, y = load_dvs_frames(os.path.join(data_dir, "DvsGesture"), False, config["T"], config["dvs_size"])
+        num_classes = NUM_CLASSES
+    else:
+        from ann2snn.plumbing.data import CifarBatches, load_split
+
+        x, y = load_split(config["dataset"], data_dir, False, download, skip_md5)
+        num_classes = dataset_info(config["dataset"]).num_classes
+    if test_subset:
+        from ann2snn.plumbing.data import balanced_subset
+
+        idx = balanced_subset(y, test_subset, 0, num_classes)
+        x, y = x[idx], y[idx]
+    if config["dataset"] in EVENT_DATASETS:
+        return FrameBatches(x, y, EVAL_CHUNK, device=device)
+    return CifarBatches(x, y, dataset_info(config["dataset"]), 500, device=device)  # as ann.train.load_data
+
+
 def evaluate_direct_snn(checkpoint: str, T, data_dir: str | None = None, download: bool = False,
                         skip_md5: bool = False, test_subset: int | None = None, device: str = "auto",
                         out: str | None = None, progress: bool = False, argv: list[str] | None = None) -> dict:
@@ -359,7 +388,7 @@ def evaluate_direct_snn(checkpoint: str, T, data_dir: str | None = None, downloa
     from ann2snn.plumbing.provenance import provenance
 
     T_list = _as_T_list(T)
-    ckpt = load_snn_checkpoint(checkpoint)
+    ckpt = load_snn_checkpoint(os.fspath(checkpoint))
     config = resolve_config(ckpt["config"])
     if config["dataset"] in EVENT_DATASETS and T_list != [config["T"]]:
         raise UserError(f"this {config['dataset']} network reads event frames binned for T = {config['T']}; "
@@ -370,14 +399,17 @@ def evaluate_direct_snn(checkpoint: str, T, data_dir: str | None = None, downloa
     command = None if argv is not None else f"python: evaluate_direct_snn({checkpoint!r}, T={T_list!r})"
     prov = provenance(argv, command=command)
     dev = resolve_device(device)
-    data = {**config, "data_dir": default_data_dir() if data_dir is None else data_dir, "download": download,
-            "skip_md5": skip_md5, "test_subset": test_subset}
+    data_dir = default_data_dir() if data_dir is None else data_dir
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
         model = build_snn(config)
         load_state_strict(model, ckpt["model_state"], source=ckpt["path"])
+        set_fused_mblif(model, False)  # one pass: not worth compiling, and the plain step on any device
         model = model.to(dev).eval()
-        _, test = load_snn_data(data, dev)
-        correct, total = evaluate_steps(model, test, max(T_list), progress)
+        test = load_test_split(config, data_dir, download, skip_md5, test_subset, dev)
+        # memory grows with images × T: evaluate fewer images at once for a longer T than trained
+        chunk = max(1, EVAL_CHUNK * config["T"] // max(T_list))
+        with autocast(dev, config["amp"]):  # as training evaluated it
+            correct, total = evaluate_steps(model, test, max(T_list), progress, chunk=chunk)
         curve = (correct.double().cpu() / total).tolist()
         row = snn_row(config, curve, ckpt.get("epoch"))
         row = {k: v for k, v in row.items() if not k.startswith("T=")} | {"trained_T": config["T"]} | {
