@@ -66,7 +66,7 @@ def test_distributed_sweep_refuses_per_step_observers(tiny_run, fake_cifar, tmp_
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode != 0
-    assert "a distributed sweep (torchrun) counts accuracy only: add --no-ops" in out.stderr
+    assert "a distributed sweep (torchrun) counts accuracy only: switch off --ops" in out.stderr
     assert not os.path.exists(tmp_path / "x" / "sweep.csv")
 
 

@@ -440,16 +440,17 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     if d.enabled and (ops or diagnostics or plots):
         raise UserError("a distributed sweep (torchrun) counts accuracy only: switch off `ops` and drop "
                         "`diagnostics`/`plots` (run those in one process)")
-    loaded, hashes = {}, {}
-    for path in checkpoints:
-        if path not in loaded:
-            loaded[path] = load_checkpoint(path)
-            hashes[path] = file_sha256(loaded[path]["path"])  # the file as read, not as it may be later
-    in_memory = specs or any(given.values()) or fold_bn
-    if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
-        raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in memory, "
-                        "but every `checkpoints` is an SNN checkpoint; drop them")
+    # the output is claimed first: an unwritable or busy `out` is refused before any checkpoint is read
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
+        loaded, hashes = {}, {}
+        for path in checkpoints:
+            if path not in loaded:
+                loaded[path] = load_checkpoint(path)
+                hashes[path] = file_sha256(loaded[path]["path"])  # the file as read, not as it may be later
+        in_memory = specs or any(given.values()) or fold_bn
+        if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
+            raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in "
+                            "memory, but every `checkpoints` is an SNN checkpoint; drop them")
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
                               data_dir, download, skip_md5)
         rows, curves, data_cache = [], [], {}
