@@ -67,6 +67,7 @@ def test_train_convert_sweep_cli(cifar10_dir, tmp_path, capsys):
     assert table2["T=2"].tolist() == table["T=2"].tolist()
 
 
+@pytest.mark.slow  # three training runs: about 14 s on one core, 20 to 40 s with -n 2 on a busy machine
 def test_resume_continues_exactly(cifar10_dir, tmp_path):
     cfg = {"arch": "resnet20", "width": 0.25, "epochs": 2, "subset": 256, "test_subset": 100, "batch_size": 64,
            "data_dir": cifar10_dir, "lambda_init": "auto"}
@@ -81,6 +82,7 @@ def test_resume_continues_exactly(cifar10_dir, tmp_path):
     assert [r["test_acc"] for r in a["metrics"]] == [r["test_acc"] for r in b["metrics"]]
 
 
+@pytest.mark.slow  # two training runs each: 10 to 13 s on one core, 23 to 44 s with -n 2
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 def test_matched_identity_at_T1_on_real_images(cifar10_dir, tmp_path, arch):
     """A matched ANN and its MBIF SNN (same bits, v_init half-lsb) give equal logits at T = 1, at
