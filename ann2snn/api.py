@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.probe import kept_modes
 
 
 def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron: str = "mbif", int_bits: int = 1,
@@ -64,7 +65,8 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
     elif neuron != "mbif":
         raise UserError(f"unknown neuron {neuron!r}: use 'if' or 'mbif'")
     example = torch.zeros(1, 3, 32, 32) if example is None else example
-    prepared = prepare_ann(model.eval(), fold_bn, example, maxpool)
+    with kept_modes(model):  # your model keeps its train/eval modes (and its weights and hooks)
+        prepared = prepare_ann(model.eval(), fold_bn, example, maxpool)
     thresholds = None
     if any(isinstance(m, ReLUSite) for m in prepared.modules()):
         if calibration is None:
@@ -134,6 +136,7 @@ def ann_parity(snn: nn.Module, ann: nn.Module, x: torch.Tensor) -> bool:
 
     set_mode(snn, "ann")
     try:
-        return bool(torch.equal(snn.eval()(x), ann.eval()(x)))
+        with kept_modes(ann):  # your ANN keeps its train/eval modes
+            return bool(torch.equal(snn.eval()(x), ann.eval()(x)))
     finally:
         set_mode(snn, "snn")

@@ -95,3 +95,33 @@ def test_a_pretrained_resnet18_converts_with_its_max_pool_without_retraining():
             err[t] = float((acc / t - ref).abs().max() / ref.abs().max())
     # measured 6.2 % at T = 8 and 0.78 % at T = 64 (largest logit error over the largest |logit|)
     assert err[64] < 0.02 and err[64] < err[8] / 4, err
+
+
+def _fingerprint(model):
+    return ([(n, m.training) for n, m in model.named_modules()],
+            {k: v.clone() for k, v in model.state_dict().items()},
+            [(n, dict(m._forward_hooks), dict(m._forward_pre_hooks)) for n, m in model.named_modules()])
+
+
+@pytest.mark.parametrize("maxpool", ["spiking", "avg"])
+def test_the_api_never_changes_your_model(maxpool):
+    """Mode (mixed: a frozen BN in eval inside a network in train mode), weights, BN statistics and
+    hooks of the user's model are as before conversion and the parity check."""
+    from ann2snn import convert_model
+    from ann2snn.api import ann_parity
+
+    torch.manual_seed(0)
+    ann = build_ann(CFG).train()
+    ann.bn1.eval()
+    calls = []
+    ann.layer1.register_forward_hook(lambda *_: calls.append(1))
+    before = _fingerprint(ann)
+    g = torch.Generator().manual_seed(1)
+    calib = [(torch.rand(2, 3, 32, 32, generator=g), torch.zeros(2, dtype=torch.long))]
+    snn = convert_model(ann, calibration=calib, threshold="max", maxpool=maxpool)
+    ann_parity(snn, ann, calib[0][0]) if maxpool == "spiking" else None
+    after = _fingerprint(ann)
+    assert before[0] == after[0]
+    assert before[1].keys() == after[1].keys() and all(torch.equal(before[1][k], after[1][k]) for k in before[1])
+    assert before[2] == after[2]
+    assert isinstance(ann.maxpool, nn.MaxPool2d)

@@ -29,7 +29,7 @@ from ann2snn.plumbing.errors import UserError
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.opcheck import probe_sites
 from ann2snn.conversion.sites import ReLUSite
-from ann2snn.plumbing.probe import probe_pass
+from ann2snn.plumbing.probe import kept_modes, probe_pass
 
 __all__ = ["ReLUSite", "calibrate_thresholds", "fold_batchnorm", "kth_percentile", "parse_threshold",
            "prepare_relu_sites", "trace"]
@@ -161,7 +161,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     Raises:
         UserError: the model cannot be traced.
     """
-    gm = trace(model.eval())
+    with kept_modes(model):  # the caller's model keeps its modes
+        gm = trace(model.eval())
     modules = dict(gm.named_modules())
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
