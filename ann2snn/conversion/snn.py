@@ -57,20 +57,16 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
 
 
 def parse_neuron_spec(spec: str) -> dict:
-    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments of :func:`neuron_settings`.
+    """``if`` | ``if:1+0`` | ``mbif`` | ``mbif:M+N`` → keyword arguments of :func:`neuron_settings`.
+
+    The grammar is :func:`ann2snn.ann.spec.parse_neuron`'s, shared with the direct-training neurons.
 
     Raises:
-        UserError: another name, bits on ``if``, or bits not written ``M+N``.
+        UserError: another name, bits other than 1+0 on ``if``, or bits not written ``M+N`` or out of range.
     """
-    name, _, bits = str(spec).partition(":")
-    if name not in ("if", "mbif") or (bits and name == "if"):
-        raise UserError(f"bad `neurons` item {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
-    if not bits:
-        return {"neuron": name}
-    m, plus, n = bits.partition("+")
-    if not (plus and m.isascii() and m.isdigit() and n.isascii() and n.isdigit()):
-        raise UserError(f"bad `neurons` item {spec!r}: bits are written M+N, e.g. mbif:1+3")
-    return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
+    from ann2snn.ann.spec import CONVERSION_NEURONS, parse_neuron
+
+    return parse_neuron(spec, CONVERSION_NEURONS, "neurons")
 
 
 def exact_neuron_hint(ann_config: dict) -> str | None:
@@ -85,7 +81,31 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
     n = levels.bit_length() - 1
     if n == 0:
         return "--neuron if --v-init half-lsb"
-    return f"--neuron mbif --int-bits 1 --frac-bits {n} --cap {levels} --v-init half-lsb"
+    return f"--neuron mbif:1+{n} --cap {levels} --v-init half-lsb"
+
+
+def exact_at_T1(ann_config: dict, settings: dict) -> bool:
+    """Whether one step of the conversion ``settings`` (from :func:`neuron_settings`, with calibrated
+    ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (DESIGN §3).
+
+    True for θ = λ (no calibrated thresholds), ``v_0 = q/2`` (``half-lsb``, or ``half-threshold``
+    when n = 0, where θ/2 = q/2), and either a matched(m+n) ANN with an MBIF(m, n) neuron at its
+    full count, or a QCFS(L) ANN with L = 2^n and the count capped at K = L. The neuron and the
+    activation then call the same quantizer, so the logits at T = 1 equal the ANN's in the same
+    arithmetic (dtype, memory layout, batch). ReLU ANNs: never.
+    """
+    if settings.get("thresholds"):
+        return False
+    m, n = settings["int_bits"], settings["frac_bits"]
+    k = settings.get("cap") or max_count(m, n)
+    if not (settings.get("v_init") == "half-lsb" or (settings.get("v_init") == "half-threshold" and n == 0)):
+        return False
+    activation = ann_config.get("activation", "qcfs")
+    if activation == "matched":
+        return (m, n) == (ann_config["int_bits"], ann_config["frac_bits"]) and k == max_count(m, n)
+    if activation == "qcfs":
+        return 2 ** n == ann_config.get("levels", 4) == k
+    return False
 
 
 def _stderr_note(msg: str) -> None:
@@ -128,10 +148,12 @@ def convert_ann(ann: nn.Module, settings: dict, note=_stderr_note) -> nn.Module:
 
 
 def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
-                       fold_bn: bool, data_dir: str, download: bool = False, skip_md5: bool = False) -> dict:
+                       fold_bn: bool, data_dir: str, download: bool = False, skip_md5: bool = False,
+                       progress: bool = False) -> dict:
     """Add calibrated thresholds (``threshold`` = max | percentile:P) to ``settings``.
 
-    Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order.
+    Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order (with a
+    progress bar if ``progress``).
     With ``threshold == "lambda"`` the λs are the thresholds; a ReLU ANN then is an error.
 
     Raises:
@@ -149,7 +171,7 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
     prepared = prepare_ann(ann, fold_bn, maxpool=settings.get("maxpool", "refuse"), note=lambda _m: None)
     x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
     batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
-    thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches)
+    thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches, progress=progress)
     return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
 
 
