@@ -11,7 +11,7 @@ import click
 from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from ann2snn.cli.errors import flag_errors
-from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, neuron_from_flags,
+from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, maxpool_option, neuron_from_flags,
                                  old_bits_options)
 from click.core import ParameterSource
 
@@ -42,7 +42,15 @@ def cli():
 
 
 @cli.command("train-ann")
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="vgg16", show_default=True)
+@click.option("--arch", type=T.Arch(ARCH_CHOICES), default="vgg16", show_default=True,
+              help="This project's vgg16 / resnet18 / resnet20 (CIFAR-sized), or torchvision:NAME: any torchvision "
+                   "classification network as torchvision builds it (its max-pool too; see --maxpool on convert).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A state_dict file of the --arch torchvision:NAME network trained elsewhere (loaded with "
+                   "weights_only=True, strictly; module./_orig_mod. prefixes stripped): QCFS / matched fine-tuning "
+                   "starts from it, every ReLU call site becoming the activation, λ from data (--lambda-init auto).")
+@click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
+              help="Classes of the network's head (torchvision:NAME).")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True)
 @data_options()
 @click.option("--activation", type=click.Choice(["qcfs", "matched", "relu"]), default="qcfs", show_default=True,
@@ -107,13 +115,14 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bit
 @click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
+@maxpool_option
 @data_options()
 @compute_options(device=False, amp=False)
 @click.option("--out", type=T.OUT_FILE, required=True, help="SNN checkpoint file to write.")
 @click.pass_context
 @claims_out("file")
 def convert_cmd(ctx, checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold, calib_batches, fold_bn,
-                data_dir, download, skip_md5, quiet, out):
+                maxpool, data_dir, download, skip_md5, quiet, out):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron (calibration, with
     --threshold max|percentile:P, runs on the CPU)."""
     import os
@@ -132,7 +141,8 @@ def convert_cmd(ctx, checkpoint, neuron, int_bits, frac_bits, v_init, cap, thres
     if parse_threshold(threshold)[0] != "lambda" or fold_bn:
         calibration = {"threshold": threshold, "calib_batches": calib_batches, "fold_bn": fold_bn,
                        "data_dir": data_dir, "download": download, "skip_md5": skip_md5, "progress": not quiet}
-    ckpt = convert_checkpoint(checkpoint, {**settings, "v_init": v_init, "cap": cap}, out, calibration)
+    ckpt = convert_checkpoint(checkpoint, {**settings, "v_init": v_init, "cap": cap, "maxpool": maxpool}, out,
+                              calibration)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
     cap_text = f", K={c['cap']}" if c.get("cap") else ""
@@ -210,6 +220,7 @@ def export_nir_cmd(checkpoint, out):
                    "for CUDA). float32 results may then differ from the default layout's by a rare spike.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
+@maxpool_option
 @compute_options()
 @click.option("--out", type=T.OUT_DIR, required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.pass_context

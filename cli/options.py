@@ -168,3 +168,14 @@ def bits_from_flags(ctx, bits: tuple[int, int], int_bits: int | None, frac_bits:
     _deprecated(old, f"--bits {m}+{n}")
     return {"int_bits": m, "frac_bits": n}, {k for k, v in (("int_bits", int_bits), ("frac_bits", frac_bits))
                                              if v is not None}
+
+
+def maxpool_option(f):
+    """``--maxpool refuse|spiking|avg`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`)."""
+    return click.option(
+        "--maxpool", type=click.Choice(["refuse", "spiking", "avg"]), default="refuse", show_default=True,
+        help="What conversion does with a max-pool. refuse: an error naming it. spiking: each max-pool module sends, "
+             "every step, the increase of the window maximum of its accumulated input, so its time-sum is the ANN's "
+             "max-pool of the summed input (no retraining). avg: swapped for average pooling, which changes the "
+             "network: only for a network trained or fine-tuned with the swap.")(f)
+

@@ -30,6 +30,22 @@ def torchvision_names() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
+def build_torchvision_check(arch: str) -> str:
+    """The torchvision name of ``arch = "torchvision:<name>"``, checked.
+
+    Raises:
+        UserError: an unknown name, with the nearest names.
+    """
+    name = arch[len(PREFIX):] if is_torchvision(arch) else arch
+    names = torchvision_names()
+    if name not in names:
+        near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(PREFIX + n for n in near)}?" if near else \
+            f"see torchvision.models.list_models() ({len(names)} names, e.g. {PREFIX}resnet18)"
+        raise UserError(f"unknown torchvision network {name!r}: {hint}")
+    return name
+
+
 def build_torchvision(arch: str, num_classes: int) -> nn.Module:
     """torchvision's ``<name>`` of ``arch = "torchvision:<name>"``, random weights, ``num_classes`` outputs.
 
@@ -41,13 +57,7 @@ def build_torchvision(arch: str, num_classes: int) -> nn.Module:
     """
     import torchvision.models
 
-    name = arch[len(PREFIX):] if is_torchvision(arch) else arch
-    names = torchvision_names()
-    if name not in names:
-        near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(PREFIX + n for n in near)}?" if near else \
-            f"see torchvision.models.list_models() ({len(names)} names, e.g. {PREFIX}resnet18)"
-        raise UserError(f"unknown torchvision network {name!r}: {hint}")
+    name = build_torchvision_check(arch)
     if not (isinstance(num_classes, int) and num_classes >= 1):
         raise UserError(f"`num_classes` must be a whole number >= 1, got {num_classes!r}")
     kwargs = {"weights": None, "num_classes": num_classes}

@@ -178,13 +178,19 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
 def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
     """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
 
+    ``settings_args``: the keyword arguments of :func:`neuron_settings`, and ``maxpool`` (``refuse``,
+    ``spiking`` or ``avg``, :func:`ann2snn.conversion.maxpool.apply_maxpool`; stored in the SNN checkpoint).
     ``calibration`` holds the keyword arguments of :func:`calibrate_settings` after ``settings``
     (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ.
     The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
     Returns the saved checkpoint dict.
     """
+    from ann2snn.conversion.maxpool import check_maxpool_mode
+
+    settings_args = dict(settings_args)
+    maxpool = check_maxpool_mode(settings_args.pop("maxpool", "refuse"))
     ann, ckpt = load_ann(ann_path)
-    settings = neuron_settings(ann_config=ckpt["config"], **settings_args)
+    settings = {**neuron_settings(ann_config=ckpt["config"], **settings_args), "maxpool": maxpool}
     if calibration is not None:
         settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)
     elif ckpt["config"].get("activation") == "relu":
