@@ -28,6 +28,20 @@ def test_pretrained_resnet18_finetuned_to_qcfs_converted_with_its_max_pool(cifar
     relu, _ = load_ann(tmp_path / "relu")
     weights = tmp_path / "resnet18.pt"
     torch.save(relu.state_dict(), weights)  # a state_dict as another training script would save it
+    # converted straight from the weights file, without retraining: the calibrated ReLU path
+    code, out, err = run(capsys, "convert", "--arch", "torchvision:resnet18", "--weights", weights, "--threshold",
+                         "percentile:99.9", "--calib-batches", 1, "--maxpool", "spiking", *data, "--out",
+                         tmp_path / "from_weights.pt")
+    assert code == 0 and "17 neurons" in out, err
+    code, out, err = run(capsys, "sweep", "--arch", "torchvision:resnet18", "--weights", weights, "--neuron", "if",
+                         "--threshold", "max", "--calib-batches", 1, "--maxpool", "spiking", "--T", "1,4", "--subset",
+                         50, "--no-ops", *data, "--quiet", "--out", tmp_path / "sweep_w")
+    assert code == 0, err
+    import json
+
+    swept = json.loads((tmp_path / "sweep_w" / "sweep.json").read_text())["rows"][0]
+    recorded = float(__import__("pandas").read_csv(tmp_path / "relu" / "metrics.csv")["test_acc"].iloc[-1])
+    assert swept["ann_acc"] == recorded  # the same weights on the same 50 test images, as train-ann computed it
     code, _, err = run(capsys, "train-ann", "--arch", "torchvision:resnet18", "--weights", weights, "--activation",
                        "qcfs", "--levels", 8, "--lr", 1e-12, "--weight-decay", 0, *TINY, *data, "--out", tmp_path / "qcfs")
     assert code == 0, err
@@ -69,3 +83,19 @@ def test_weights_with_another_head_is_one_line(capsys, tmp_path):
                        tmp_path / "run", "--data-dir", tmp_path)
     assert code == 2 and "1000-class head" in err and "--num-classes 1000" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_weights_on_convert_and_sweep_need_arch_and_exclude_a_checkpoint(capsys, tmp_path):
+    w = tmp_path / "w.pt"
+    torch.save({}, w)
+    code, _, err = run(capsys, "convert", "--weights", w, "--out", tmp_path / "s.pt")
+    assert code == 2 and "--arch torchvision:" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "convert", "--checkpoint", w, "--arch", "torchvision:resnet18", "--weights", w,
+                       "--out", tmp_path / "s.pt")
+    assert code == 2 and "not both" in err
+    code, _, err = run(capsys, "sweep", "--weights", w, "--neuron", "if", "--out", tmp_path / "sw")
+    assert code == 2 and "--arch" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "sweep", "--arch", "torchvision:resnet18", "--weights", w, "--neuron", "if",
+                       "--threshold", "max", "--out", tmp_path / "sw")
+    assert code == 2 and "does not match the model: missing keys" in err
+

@@ -105,3 +105,39 @@ def ann_from_checkpoint(ckpt: dict) -> tuple[nn.Module, dict]:
     model = build_ann(ckpt["config"])
     load_state_strict(model, ckpt["model_state"], source=ckpt["path"])
     return model.eval(), ckpt
+
+
+def weights_checkpoint(arch: str, weights: str, dataset: str, num_classes: int | None = None,
+                       extra_config: dict | None = None) -> dict:
+    """An ANN checkpoint dict, in memory, for a network trained elsewhere: what ``ann2snn convert`` and
+    ``ann2snn sweep`` read from a train-ann checkpoint, built from ``arch = "torchvision:<name>"`` and its
+    ``state_dict`` file ``weights`` (as a plain ReLU network: convert it with calibrated thresholds).
+
+    Args:
+        arch: ``torchvision:<name>``.
+        weights: the state_dict file (loaded as :func:`load_weights` does).
+        dataset: the dataset its test / training images come from (e.g. ``cifar10``).
+        num_classes: the head's class count (default: the dataset's).
+        extra_config: more config keys to record (e.g. an image folder's class names).
+
+    Returns:
+        ``{"kind": "ann", "path": weights, "config": {...}, "model_state": ..., "epoch": None,
+        "metrics": []}``; the config records the file's SHA-256.
+
+    Raises:
+        UserError: as :func:`build_ann` and :func:`load_weights`.
+    """
+    from ann2snn.models import is_torchvision
+    from ann2snn.plumbing.checkpoint import FORMAT, file_sha256
+
+    if not is_torchvision(arch):
+        raise UserError(f"`weights` needs `arch` torchvision:<name>, got {arch!r} (this project's own networks are "
+                        "read from their train-ann checkpoint)")
+    config = {"arch": arch, "dataset": dataset, "activation": "relu", "width": 1.0, **(extra_config or {})}
+    if num_classes is not None:
+        config["num_classes"] = int(num_classes)
+    config["weights"] = str(weights)
+    model = build_ann(config, weights=str(weights))
+    config["weights_sha256"] = file_sha256(str(weights))
+    return {"kind": "ann", "format": FORMAT, "path": str(weights), "config": config,
+            "model_state": model.state_dict(), "epoch": None, "metrics": [], "complete": True}

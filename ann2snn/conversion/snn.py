@@ -175,8 +175,11 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
     return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
 
 
-def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
+def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
     """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
+
+    ``ann_path``: a train-ann checkpoint (file or run folder), or an ANN checkpoint dict already in memory
+    (:func:`ann2snn.ann.build.weights_checkpoint`: a network trained elsewhere).
 
     ``settings_args``: the keyword arguments of :func:`neuron_settings`, and ``maxpool`` (``refuse``,
     ``spiking`` or ``avg``, :func:`ann2snn.conversion.maxpool.apply_maxpool`; stored in the SNN checkpoint).
@@ -189,7 +192,12 @@ def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibr
 
     settings_args = dict(settings_args)
     maxpool = check_maxpool_mode(settings_args.pop("maxpool", "refuse"))
-    ann, ckpt = load_ann(ann_path)
+    if isinstance(ann_path, dict):  # an in-memory ANN checkpoint (ann2snn.ann.build.weights_checkpoint)
+        from ann2snn.ann.build import ann_from_checkpoint
+
+        ann, ckpt = ann_from_checkpoint(ann_path)
+    else:
+        ann, ckpt = load_ann(ann_path)
     settings = {**neuron_settings(ann_config=ckpt["config"], **settings_args), "maxpool": maxpool}
     if calibration is not None:
         settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)

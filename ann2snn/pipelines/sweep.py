@@ -619,7 +619,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
               diagnostics: bool = False, time_chunk="auto", precision: str = "float32", fuse="auto",
               channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
               out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None,
-              maxpool: str = "refuse") -> dict:
+              maxpool: str = "refuse", arch: str | None = None, weights: str | None = None,
+              num_classes: int | None = None, dataset: str = "cifar10") -> dict:
     """A whole sweep from checkpoints: accuracy at every T of ``T`` in one simulation per model.
 
     This is what ``ann2snn sweep`` runs. Each SNN checkpoint (from ``ann2snn convert``) is one model;
@@ -645,6 +646,10 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             max-pool module becomes a :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`) or ``avg``
             (swapped for average pooling, which changes the network). The ANN column stays the ANN as
             trained, with its max-pool.
+        arch, weights, num_classes, dataset: a network trained elsewhere, swept beside ``checkpoints``:
+            ``arch`` ``torchvision:<name>``, its ``state_dict`` file ``weights``, its head's class count
+            (default: the dataset's) and the ``dataset`` of its images. It is a ReLU network: give
+            ``thresholds`` (e.g. ``percentile:99.9``), calibrated on the dataset's training images.
         data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``).
         batch_size, subset: test images per batch; a seeded class-balanced subset of N test images.
         ops, diagnostics, plots: operation counts and energy per T; per-layer statistics; PNG plots.
@@ -688,8 +693,16 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     if isinstance(checkpoints, (str, os.PathLike)):
         checkpoints = [checkpoints]
     checkpoints = [os.fspath(p) for p in checkpoints]
-    if not checkpoints:
-        raise UserError("give at least one checkpoint in `checkpoints`")
+    if weights is not None:
+        weights = os.fspath(weights)
+        if arch is None:
+            raise UserError("`weights` needs `arch` torchvision:<name>: the network the file's state_dict belongs to")
+        if weights in checkpoints:
+            raise UserError(f"{weights} is given both as a checkpoint and as `weights`")
+    elif arch is not None or num_classes is not None:
+        raise UserError("`arch` and `num_classes` describe a `weights` file: give `weights` too")
+    if not checkpoints and weights is None:
+        raise UserError("give at least one checkpoint in `checkpoints` (or `arch` with `weights`)")
     if out is not None:
         check_output_dir(out, what="`out`")
     # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
@@ -727,6 +740,12 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     # the output is claimed first: an unwritable or busy `out` is refused before any checkpoint is read
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
         loaded, hashes = {}, {}
+        if weights is not None:  # a network trained elsewhere: an ANN checkpoint made in memory
+            from ann2snn.ann.build import weights_checkpoint
+
+            loaded[weights] = weights_checkpoint(arch, weights, dataset, num_classes)
+            hashes[weights] = loaded[weights]["config"]["weights_sha256"]
+            checkpoints = checkpoints + [weights]
         for path in checkpoints:
             if path not in loaded:
                 loaded[path] = load_checkpoint(path)
