@@ -36,7 +36,7 @@ ROWS = {
     "mblif2+1": {"neuron": "mblif", "int_bits": 2, "frac_bits": 1, "ic": False},
     "mblif2+1+ic": {"neuron": "mblif", "int_bits": 2, "frac_bits": 1, "ic": True},
 }
-#: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (DESIGN §4)
+#: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (docs/design.md §4)
 SEED_TABLE3 = {
     "lif": (93.21, 72.71), "lif+ic": (93.69, 73.33), "mblif2+0": (94.34, 75.30),
     "mblif1+1": (94.44, 74.48), "mblif2+1": (94.61, 75.65), "mblif2+1+ic": (94.93, 76.51),

@@ -1,7 +1,7 @@
 """Accuracy against time steps T, in one simulation per model, written as Table-9-style tables.
 
 For every converted model, one simulation of ``max(T)`` steps gives the accuracy at every
-``t <= max(T)`` (the network is causal; DESIGN §3). The ANN column comes from the same network with
+``t <= max(T)`` (the network is causal; docs/design.md §3.7). The ANN column comes from the same network with
 its neurons switched back to their source activations (ANN mode), which equals the ANN. Results go
 to ``sweep.csv``, ``sweep.md`` and ``sweep.json`` (the full per-t curves plus provenance).
 """
@@ -357,7 +357,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     each ANN checkpoint (from ``ann2snn train-ann``) is converted in memory once per combination of
     ``neurons`` × ``v_inits`` × ``caps`` × ``thresholds`` (duplicates dropped; a calibration is
     shared by every neuron). Every checkpoint is read once and every setting is checked before the
-    first simulation. The ANN column is the same network in ANN mode (DESIGN §3).
+    first simulation. The ANN column is the same network in ANN mode (docs/design.md §3.7).
 
     Args:
         checkpoints: paths of ANN or SNN checkpoints (files, or train-ann run folders).
