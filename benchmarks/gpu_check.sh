@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 5): one short script for a lent GPU machine (the `device` tool). It installs
+# The GPU check: one short script for a lent GPU machine (the `device` tool). It installs
 # ann2snn, trains full-width VGG-16 on a CIFAR-10 subset for a few epochs, runs the ratio benchmark
 # on CUDA, sweeps IF and MBIF(1+3) to T=128, and prints every timing. Everything lands in $OUT.
 #

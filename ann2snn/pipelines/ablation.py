@@ -6,7 +6,7 @@ connection), ``mblif2+0``, ``mblif1+1``, ``mblif2+1`` (multi-bit spikes, no IC) 
 the neuron's bits and ``ic`` change, and each row is trained once per seed.
 
 Each run is an ordinary :func:`ann2snn.pipelines.train_snn.train_snn` run folder, ``<out>/<row>-seed<S>/``, so
-an ablation cut off by the end of a session continues where it stopped when the same command is run
+an ablation that was cut off continues where it stopped when the same command is run
 again: finished runs are skipped, a partial run resumes from its last epoch, and a run folder whose
 stored settings differ from the requested ones is refused (it belongs to another ablation).
 

@@ -54,7 +54,7 @@ def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECOND
     """Estimate a simulation's time from one timed forward pass; refuse one that cannot finish.
 
     Estimate: ``T_max × batches × (one ANN-mode forward of the first batch) × 1.5`` (a neuron step
-    costs about 1.4 forward passes, benchmarks/ratios.py P1). Returns the estimate in seconds.
+    costs about 1.4 forward passes, benchmarks/ratios.py, the step ratio). Returns the estimate in seconds.
 
     Raises:
         UserError: the estimate exceeds ``max_seconds`` (7 days by default).
