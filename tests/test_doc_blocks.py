@@ -21,9 +21,10 @@ Two marks before a block, which the reader sees too:
   computes), so it is not run twice; the page says so in its text.
 
 Pages whose blocks train or evaluate read the real CIFAR-10 (``real_data``), and they take a few
-seconds to a minute each (``slow``). The README's main job is run with 500 training images, 200
-test images and one epoch instead of 10,000, 1,000 and two (its block says so): the same commands,
-flags and output paths, a hundredth of the work.
+seconds to a minute each (``slow``). The README's main job is run with 500 training images, 100
+test images, one epoch and T up to 8, instead of 10,000, 1,000, two and 32 (the README says so): the
+same commands, flags and output paths, about a hundredth of the work. benchmarks/main_job.sh runs it
+at full size from a fresh clone.
 """
 
 from __future__ import annotations
