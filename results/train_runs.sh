@@ -21,7 +21,7 @@ for run in "${@:-cifar10-vgg16-qcfs}"; do
   esac
   case $act in
     qcfs) actflags="--activation qcfs --levels 4" ;;
-    matched) actflags="--activation matched --int-bits 1 --frac-bits 3" ;;
+    matched) actflags="--activation matched --bits 1+3" ;;
     relu) actflags="--activation relu" ;;
     *) echo "unknown activation '$act' in '$run' (qcfs|matched|relu)" >&2; exit 2 ;;
   esac
