@@ -270,3 +270,34 @@ def test_design_references_point_at_sections():
                     assert 1 <= int(ref.group(4)) <= pitfalls
                 cited += 1
     assert cited >= 25, cited
+
+
+def test_one_offline_data_instruction(tmp_path, monkeypatch):
+    """The quick start, getting started, the data page and the missing-data error give the same
+    instruction in the same words (the error with the paths of the call, and flags for arguments)."""
+    from ann2snn.cli.errors import to_flags
+    from ann2snn.plumbing import data
+    from ann2snn.plumbing.errors import UserError
+
+    def sentence(text: str) -> str:
+        flat = " ".join(text.replace("`", "").split())
+        start = flat.index("Online, add --download.")
+        return flat[start:flat.index("cifar-10-batches-py/.", start) + len("cifar-10-batches-py/.")]
+
+    pages = {page: sentence(open(os.path.join(ROOT, page), encoding="utf-8").read())
+             for page in ("README.md", "docs/getting-started.md", "docs/data.md")}
+    assert len(set(pages.values())) == 1, pages
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data, "offline_copy", lambda: "../shared/data/unpack_cifar.py")
+    with pytest.raises(UserError) as error:
+        data.load_split("cifar10", "./data", True)
+    assert sentence(to_flags(str(error.value))) == pages["README.md"]
+
+
+def test_citation_names_this_version_and_the_paper():
+    """CITATION.cff's version is the package's, and its preferred citation is the multi-bit paper."""
+    from ann2snn.plumbing.version import __version__
+
+    text = open(os.path.join(ROOT, "CITATION.cff"), encoding="utf-8").read()
+    assert re.search(r'^version: "([^"]+)"$', text, re.M).group(1) == __version__
+    assert "arXiv:2407.05739" in text and "preferred-citation:" in text and "cff-version: 1.2.0" in text
