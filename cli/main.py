@@ -227,7 +227,7 @@ def export_nir_cmd(checkpoint, out):
                    "with --ops/--diagnostics). A number > 1 needs --no-ops and no --diagnostics/--plots.")
 @click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
               help="Arithmetic of layers, quantizers and membrane potentials. float64 makes results reproducible "
-                   "across batch sizes, --time-chunk, CPU kernel sets and thread counts (see README); float32 is "
+                   "across batch sizes, --time-chunk, CPU kernel sets and thread counts (docs/reproducibility.md); float32 is "
                    "faster, and a rare spike can differ between those settings.")
 @click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Run each neuron step as one compiled kernel (torch.compile; bit-identical to the plain step, "

@@ -1,7 +1,7 @@
 """``ann2snn train-snn``: directly train a spiking ResNet with LIF / MBLIF neurons (the seed's Tables 2–4).
 
 Register it on the main group with ``cli.add_command(train_snn_cmd)``. Its options mirror
-``train-ann``'s training flags; its defaults are the seed's settings (DESIGN §3). Every bad setting
+``train-ann``'s training flags; its defaults are the seed's settings (docs/design.md §3.9). Every bad setting
 raises :class:`ann2snn.plumbing.errors.UserError` (one line, exit status 2 through ``ann2snn.cli.main``).
 """
 

@@ -1,7 +1,7 @@
 """Bit-plane execution of a weighted layer on multi-bit spikes (the seed paper's Fig. 4).
 
 A multi-bit spike carries an integer count ``k`` in ``0..2^B − 1`` (B = m + n bits) and the value
-``s = k·q`` (DESIGN §3). Writing ``k = Σ_b 2^b · k_b`` with bits ``k_b = (k >> b) & 1``, a linear
+``s = k·q`` (docs/design.md §3.1). Writing ``k = Σ_b 2^b · k_b`` with bits ``k_b = (k >> b) & 1``, a linear
 layer ``W`` (a Conv2d or Linear) on the spikes decomposes into binary layers::
 
     W(k·q) + bias = q · Σ_b 2^b · W(plane_b) + bias,      plane_b = (k >> b) & 1

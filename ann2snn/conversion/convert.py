@@ -1,6 +1,6 @@
 """Replace every activation call site of a quantization-clip ANN by its own spiking neuron.
 
-Conversion refuses to pass silently (DESIGN §5, complaint 1):
+Conversion refuses to pass silently (docs/design.md §5, pitfall 1):
 
 * every activation must be a :class:`~ann2snn.ann.activations.QuantClip` module; an ``nn.ReLU`` (or
   other ANN activation) module, or a functional call such as ``F.relu`` / ``torch.relu`` /

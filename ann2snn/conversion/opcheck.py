@@ -1,7 +1,7 @@
 """Every operation between neurons is checked: it commutes with summing over time, or it is refused.
 
 An SNN step feeds spikes through the same layers as the ANN; the rates only reproduce the ANN when
-each operation between activation sites is linear in its spike input (DESIGN §5, complaint 11).
+each operation between activation sites is linear in its spike input (docs/design.md §5, pitfall 11).
 :func:`check_operations` runs one probe forward pass of an ANN under a ``TorchFunctionMode`` and
 classifies every torch call made outside the activation sites:
 

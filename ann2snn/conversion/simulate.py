@@ -1,6 +1,6 @@
 """Run ANNs and converted SNNs over a dataset and count correct predictions.
 
-SNN simulation (DESIGN §3): the analog image is the input current at every step (direct
+SNN simulation (docs/design.md §3.7): the analog image is the input current at every step (direct
 encoding); the last Linear stays analog and its outputs are summed over steps; the prediction at
 step t is the argmax of the sum over steps 1..t. Because the network is causal, one simulation of
 ``T_max`` steps gives the accuracy at every ``t <= T_max``, identical to separate runs. Every

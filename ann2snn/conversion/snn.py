@@ -73,7 +73,7 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
     """For a QCFS(L) ANN with L = 2^n: the neuron that reproduces it exactly at T = 1, as CLI flags.
 
     One MBIF(1, n) step from ``v_0 = q/2`` with θ = λ and the count capped at K = L is QCFS(L)
-    (both call :func:`ann2snn.ann.quantizer.fire_count`; DESIGN §3). None for other ANNs.
+    (both call :func:`ann2snn.ann.quantizer.fire_count`; docs/design.md §3.5). None for other ANNs.
     """
     levels = ann_config.get("levels", 4)
     if ann_config.get("activation", "qcfs") != "qcfs" or levels < 1 or levels & (levels - 1):
@@ -86,7 +86,7 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
 
 def exact_at_T1(ann_config: dict, settings: dict) -> bool:
     """Whether one step of the conversion ``settings`` (from :func:`neuron_settings`, with calibrated
-    ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (DESIGN §3).
+    ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (docs/design.md §3.4–§3.5).
 
     True for θ = λ (no calibrated thresholds), ``v_0 = q/2`` (``half-lsb``, or ``half-threshold``
     when n = 0, where θ/2 = q/2), and either a matched(m+n) ANN with an MBIF(m, n) neuron at its

@@ -19,7 +19,7 @@ with the valid bit set are kept; a polarity event's 32-bit word holds x in bits 
 **Frames.** Each labelled gesture's window (start ≤ t < end, from the labels file) is cut into
 ``T`` bins of equal duration (:func:`to_frames`), giving event counts
 ``[T, 2, H, W]`` (channel 0 = OFF, 1 = ON). ``size`` < 128 pools the 128×128 pixel grid by
-``128 // size`` (counts are summed). The seed's DVS-Gesture settings (DESIGN §3) are T = 40,
+``128 // size`` (counts are summed). The seed's DVS-Gesture settings (docs/design.md §3.9) are T = 40,
 V_th = 1, weight decay 1e-3, batch 32; frames are fed as the input current of each step.
 
 This path is tested on small files in the real format written by the tests; it has not been run

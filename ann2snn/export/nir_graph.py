@@ -15,7 +15,7 @@ What is written (NIR 1.0):
   ``metadata`` as ``ann2snn_max_spikes_per_step``; also ``ann2snn_theta``, ``ann2snn_int_bits``,
   ``ann2snn_frac_bits``, ``ann2snn_v_init``, ``ann2snn_output_scale`` (= q) and ``ann2snn_reset``.
 
-What is lost (see the README's table): the initial potential ``v_init`` (NIR neurons start at
+What is lost (see the table in docs/nir.md): the initial potential ``v_init`` (NIR neurons start at
 ``v = 0``; only ``zero`` survives), the cap ``K`` for a reader that ignores the metadata (sinabs'
 own importer then fires without limit, and floors ``v`` at ``−v_thr``), and the float rounding of
 the original: folding BN and moving ``q`` into the next weights re-associates products, so a

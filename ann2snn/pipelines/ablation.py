@@ -9,7 +9,7 @@ neuron's bits and ``ic`` change, and each row is trained once per seed.
 
 Each run is an ordinary :func:`ann2snn.pipelines.train_snn.train_snn` run folder,
 ``<out>/<row without the colon>-seed<S>/`` (``mblif2+1-seed0``: no colon in file names), so
-an ablation cut off by the end of a session continues where it stopped when the same command is run
+an ablation that was cut off continues where it stopped when the same command is run
 again: finished runs are skipped, a partial run resumes from its last epoch, and a run folder whose
 stored settings differ from the requested ones is refused (it belongs to another ablation).
 
@@ -41,7 +41,7 @@ ROWS = {
 }
 #: the rows' earlier names (before the neuron grammar NAME[:M+N]), still read by :func:`parse_rows`
 OLD_ROW_NAMES = {row.replace(":", ""): row for row in ROWS if ":" in row}
-#: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (DESIGN §4)
+#: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (docs/design.md §4)
 SEED_TABLE3 = {
     "lif": (93.21, 72.71), "lif+ic": (93.69, 73.33), "mblif:2+0": (94.34, 75.30),
     "mblif:1+1": (94.44, 74.48), "mblif:2+1": (94.61, 75.65), "mblif:2+1+ic": (94.93, 76.51),

@@ -1,7 +1,7 @@
 """Accuracy against time steps T, in one simulation per model, written as Table-9-style tables.
 
 For every converted model, one simulation of ``max(T)`` steps gives the accuracy at every
-``t <= max(T)`` (the network is causal; DESIGN §3). Results go to ``sweep.csv``, ``sweep.md`` and
+``t <= max(T)`` (the network is causal; docs/design.md §3.7). Results go to ``sweep.csv``, ``sweep.md`` and
 ``sweep.json`` (the full per-t curves plus provenance).
 
 Two ANN accuracies per row:
@@ -70,7 +70,7 @@ def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECOND
     """Estimate a simulation's time from one timed forward pass; refuse one that cannot finish.
 
     Estimate: ``T_max × batches × (one ANN-mode forward of the first batch) × 1.5`` (a neuron step
-    costs about 1.4 forward passes, benchmarks/ratios.py P1). Returns the estimate in seconds.
+    costs about 1.4 forward passes, benchmarks/ratios.py, the step ratio). Returns the estimate in seconds.
 
     Raises:
         UserError: the estimate exceeds ``max_seconds`` (7 days by default).
@@ -319,7 +319,7 @@ def above_ann_note(curve: dict, T_list: list[int]) -> dict | None:
 
     ``curve`` is one entry of ``run_sweep``'s ``curves`` (its ``curve``, ``ann_acc``,
     ``ann_acc_simulated``, ``ann_simulated_options``, ``samples``, ``train_config`` and
-    ``conversion``). The reasons are read off the conversion (DESIGN §3): after T steps an MBIF(m, n)
+    ``conversion``). The reasons are read off the conversion (docs/design.md §3.2–§3.5): after T steps an MBIF(m, n)
     neuron with threshold θ averages to multiples of θ/(2^n·T), up to K·θ/2^n per step, while a
     QCFS(L) ANN rounds to λ/L and clips at λ (a matched(m+n) ANN: λ/2^n and (2^m − 2^-n)·λ; a ReLU
     ANN neither rounds nor clips). A finer or higher-reaching SNN computes another function than the

@@ -5,7 +5,7 @@ The conventions are those of :func:`ann2snn.pipelines.train_ann.train_ann`: the 
 optimizer, scheduler, RNG state, full config, metrics) and ``metrics.csv`` after every epoch, exact
 resume (``resume=True``) with explicit settings checked against the stored ones, and progress bars.
 
-Defaults are the seed's settings (DESIGN §3): τ = 4, V_th = 0.6, T = 4, SGD lr 0.1, batch 64, weight
+Defaults are the seed's settings (docs/design.md §3.9): τ = 4, V_th = 0.6, T = 4, SGD lr 0.1, batch 64, weight
 decay 1e-4, 100 epochs, MBLIF 2+1 with the interlaminar connection (the seed's full method, Table 3's
 last row). Not stated by the seed, and taken from :mod:`ann2snn.ann.train`: momentum 0.9, a cosine
 schedule over all epochs, crop-flip augmentation, weight decay on every parameter. The width

@@ -107,11 +107,13 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
     if download and not os.path.isdir(folder) and _unpack_offline(name, root, folder):
         download = False  # this project's machines are offline: their packed copy is what --download gets
     if not download and not os.path.isdir(folder):
+        # the same instruction, in the same words, as the README's quick start and docs/data.md
         offline = offline_copy()
-        route = f"; offline on this project's machines: python {offline} {root} {name}" if offline else ""
+        route = (f" Offline, with the packed copy in {os.path.dirname(offline)}/ (this project's machines): "
+                 f"python {offline} {root} {name}." if offline else "")
         raise UserError(
-            f"{name} not found: expected torchvision's files in {folder}. Pass `download` to fetch "
-            f"them (online), or point `data_dir` / $ANN2SNN_DATA at a folder holding {info.folder}/{route}"
+            f"{name} not found: expected torchvision's files in {folder}. Online, add `download`.{route} "
+            f"Or point `data_dir` or $ANN2SNN_DATA at a folder holding {info.folder}/."
         )
     cls = info.cls
     if skip_md5:
