@@ -1,6 +1,8 @@
 """The ``ann2snn`` command line: train-ann, convert, sweep.
 
 Every user mistake ends with one line on stderr, ``Error: ...``, and exit status 2 (no traceback).
+A training run stopped by SIGINT / SIGTERM after its checkpoint says where it stopped and how to
+continue, on one line, with exit status 130 / 143; Ctrl-C elsewhere gives ``Aborted.`` and 130.
 """
 
 from __future__ import annotations
@@ -116,10 +118,14 @@ def cli():
 @device_options
 @click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--checkpoint-minutes", type=T.floats(None, 1e6), default=30.0, show_default=True,
+              help="Also checkpoint every this many minutes within an epoch (0: at epoch ends only). Ctrl-C or "
+                   "SIGTERM also checkpoints after the current step and exits (130 / 143); --resume continues "
+                   "from there exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 @claims_out("dir")
-def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
+def train_ann_cmd(ctx, out, resume, quiet, checkpoint_minutes, lambda_init, **options):
     """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
     from ann2snn.ann.quantizer import check_bits
     from ann2snn.pipelines.train_ann import train_ann
@@ -129,7 +135,8 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
         check_bits(config["int_bits"], config["frac_bits"])
     explicit = {k for k in list(options) + ["lambda_init"]
                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet)
+    path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet,
+                     checkpoint_minutes=checkpoint_minutes)
     click.echo(f"ANN checkpoint: {path}")
 
 
@@ -288,9 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        from ann2snn.plumbing.interrupt import TrainingInterrupted
+
+        if isinstance(e.__cause__, TrainingInterrupted):  # a checkpoint was written: say where, how to go on
+            from ann2snn.cli.errors import to_flags
+
+            click.echo(to_flags(e.__cause__.message), err=True)
+            return e.__cause__.exit_status
         click.echo("Aborted.", err=True)
-        return 1
+        return 130 if isinstance(e.__cause__, KeyboardInterrupt) else 1  # 130: the shell's status for Ctrl-C
     except click.ClickException as e:
         click.echo(f"Error: {e.format_message()}", err=True)
         return 2

@@ -82,17 +82,22 @@ def shared_options(f):
 @click.option("--seed", type=T.SEED, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv, accuracy.csv/.md/.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--checkpoint-minutes", type=T.floats(None, 1e6), default=30.0, show_default=True,
+              help="Also checkpoint every this many minutes within an epoch (0: at epoch ends only). Ctrl-C or "
+                   "SIGTERM also checkpoints after the current step and exits (130 / 143); --resume continues "
+                   "from there exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 @claims_out("dir")
-def train_snn_cmd(ctx, out, resume, quiet, **options):
+def train_snn_cmd(ctx, out, resume, quiet, checkpoint_minutes, **options):
     """Directly train a spiking ResNet (LIF / MBLIF, optional interlaminar connection); checkpoint every epoch."""
     from ann2snn.pipelines.train_snn import resolve_config, train_snn
 
     explicit = {k for k in options if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     if not resume:
         resolve_config(options)  # refuse bad flags before touching --out or the data
-    path = train_snn(options, out, resume=resume, explicit=explicit, progress=not quiet)
+    path = train_snn(options, out, resume=resume, explicit=explicit, progress=not quiet,
+                     checkpoint_minutes=checkpoint_minutes)
     click.echo(f"SNN checkpoint: {path}")
 
 
