@@ -389,17 +389,18 @@ def test_cli_checkpoint_minutes_flag(fake_cifar, tmp_path, capsys):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_signal_from_outside(tmp_path, signum):
-    """A real ``ann2snn train-ann`` process: the signal arrives once its first progress bar shows (the
-    handlers are in place); it exits with 128 + signum, naming its checkpoint."""
+    """A real ``ann2snn train-ann`` process: the signal arrives once the first epoch's progress line is on
+    stderr (a pipe: plain lines, the last as the epoch's batches end; the handlers are in place); it exits
+    with 128 + signum, naming its checkpoint."""
     data = write_fake_cifar10(tmp_path / "data", per_file=64)  # 320 training images: 40 batches of 8
     out = tmp_path / "run"
-    args = cli_args(data, out, "--epochs", "3", "--test-subset", "20", "--lambda-init", "1.0")
+    args = cli_args(data, out, "--epochs", "4", "--test-subset", "20", "--lambda-init", "1.0")
     child = subprocess.Popen([sys.executable, "-m", "ann2snn", *args], stderr=subprocess.PIPE,
                              stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # see sigint_not_ignored
     seen = b""
     try:
-        while b"epoch 1/3" not in seen:
+        while b"epoch 1/4" not in seen:
             chunk = os.read(child.stderr.fileno(), 4096)
             assert chunk, f"the child ended before training: {seen.decode(errors='replace')}"
             seen += chunk
@@ -420,3 +421,13 @@ def test_cli_signal_from_outside(tmp_path, signum):
     else:
         assert ckpt["epoch"] == int(m.group(4))
     assert not os.path.exists(out / ".ann2snn.lock")
+
+
+def test_a_resumed_epochs_progress_counts_from_its_position():
+    import io
+
+    from ann2snn.plumbing.progress import progress_bar
+
+    log = io.StringIO()  # not a terminal: plain lines
+    assert list(progress_bar(range(4), total=7, initial=3, desc="epoch 2/2", file=log)) == [0, 1, 2, 3]
+    assert log.getvalue().splitlines()[-1].startswith("epoch 2/2: 7/7 it (100%)")

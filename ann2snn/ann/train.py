@@ -26,6 +26,7 @@ from ann2snn.plumbing.device import autocast, check_amp, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, local_batch
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.progress import progress_bar
 
 DEFAULTS = {
     "arch": "vgg16", "dataset": "cifar10", "activation": "qcfs", "levels": 4, "int_bits": 1, "frac_bits": 3,
@@ -258,8 +259,8 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
                     sums += torch.tensor(position["sums"], dtype=torch.float64, device=device)
                 train.set_position(skip)
             t0 = time.time() - spent
-            bar = tqdm(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show, leave=False,
-                       total=n_batches, initial=skip)
+            bar = progress_bar(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show,
+                               total=n_batches, initial=skip)
             for step, (x, y) in enumerate(bar, start=skip):
                 with autocast(device, amp):
                     out = net(x)
