@@ -187,6 +187,7 @@ def test_set_position_of_event_frames():
 # ---------------------------------------------------------------- interrupted and resumed = uninterrupted
 
 
+@pytest.mark.exactness  # equal to the uninterrupted run's at the same kernels and threads
 @pytest.mark.parametrize("augment,epoch,batch,signum", [
     ("crop-flip", 0, 2, signal.SIGINT),        # 3 batches into the first epoch
     ("autoaugment", 0, 4, signal.SIGTERM),     # global-RNG augmentation and Cutout's generator draws
@@ -238,6 +239,7 @@ def test_resuming_at_the_batch_after_the_checkpoint_matters(straight, fake_cifar
     assert not all(torch.equal(reference["model_state"][k], wrong["model_state"][k]) for k in wrong["model_state"])
 
 
+@pytest.mark.exactness  # equal to the uninterrupted run's at the same kernels and threads
 def test_epoch_end_checkpoint_keeps_its_format_and_resumes(straight, fake_cifar, tmp_path):
     """Checkpoints without a position (every epoch-end one, and those of older versions) resume at the
     start of the next epoch, as before."""
@@ -249,6 +251,7 @@ def test_epoch_end_checkpoint_keeps_its_format_and_resumes(straight, fake_cifar,
     assert_same_run(reference, load(train_ann(cfg, str(tmp_path), resume=True, progress=False)))
 
 
+@pytest.mark.exactness  # equal to the uninterrupted run's at the same kernels and threads
 def test_interrupted_snn_resumes_exactly(fake_cifar, tmp_path, monkeypatch):
     cfg = {"width": 0.25, "T": 2, "epochs": 2, "batch_size": 10, "data_dir": fake_cifar, "skip_md5": True,
            "neuron": "mblif", "int_bits": 1, "frac_bits": 1, "ic": True}
@@ -266,6 +269,22 @@ def test_interrupted_snn_resumes_exactly(fake_cifar, tmp_path, monkeypatch):
         a, b = (pd.read_csv(tmp_path / run / name) for run in ("full", "part"))
         pd.testing.assert_frame_equal(a.drop(columns="seconds", errors="ignore"),
                                       b.drop(columns="seconds", errors="ignore"))
+
+
+def test_an_interrupted_ablation_says_to_run_it_again(fake_cifar, tmp_path, monkeypatch):
+    from ann2snn.pipelines.ablation import run_ablation, run_dir
+
+    common = {"width": 0.25, "T": 2, "epochs": 1, "batch_size": 10, "data_dir": fake_cifar, "skip_md5": True}
+    out = tmp_path / "abl"
+    with monkeypatch.context() as m:
+        wrap_loader(m, train_snn_mod, "load_snn_data", epoch=0, batch=1)
+        with pytest.raises(TrainingInterrupted) as info:
+            run_ablation(common, ["lif"], [0], str(out), progress=False)
+    ckpt = os.path.join(run_dir(str(out), "lif", 0), "checkpoint.pt")
+    assert info.value.message == (f"interrupted at epoch 1, batch 2/5: checkpoint {ckpt}; "
+                                  "run the same command again to continue")
+    run_ablation(common, ["lif"], [0], str(out), progress=False)
+    assert load(ckpt)["complete"]
 
 
 def test_a_signal_during_the_epoch_end_stops_after_its_checkpoint(fake_cifar, tmp_path, monkeypatch):
@@ -314,6 +333,7 @@ def test_a_second_signal_stops_at_once():
 # ---------------------------------------------------------------- checkpoints every N minutes
 
 
+@pytest.mark.exactness  # equal to the uninterrupted run's at the same kernels and threads
 @pytest.mark.parametrize("minutes,expected", [
     # the clock reads 60 s × (batches handed out so far); a checkpoint is due 150 s after the last one,
     # checked after each step but the epoch's last (the epoch-end checkpoint follows it)

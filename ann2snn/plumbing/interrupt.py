@@ -32,12 +32,18 @@ class TrainingInterrupted(KeyboardInterrupt):
         message: one line saying where the run stopped, the checkpoint, and how to continue.
     """
 
-    def __init__(self, signum: int, epoch: int, batch: int, batches: int, checkpoint: str, epoch_end: bool):
+    def __init__(self, signum: int, epoch: int, batch: int, batches: int, checkpoint: str, epoch_end: bool,
+                 advice: str = "continue with the same command and `resume`"):
         self.signum, self.epoch, self.batch, self.batches, self.checkpoint = signum, epoch, batch, batches, checkpoint
+        self.epoch_end = epoch_end
         where = f"after epoch {epoch}" if epoch_end else f"at epoch {epoch}, batch {batch}/{batches}"
-        self.message = (f"interrupted {where}: checkpoint {checkpoint}; "
-                        "continue with the same command and `resume`")
+        self.message = f"interrupted {where}: checkpoint {checkpoint}; {advice}"
         super().__init__(self.message)
+
+    def with_advice(self, advice: str) -> "TrainingInterrupted":
+        """The same interruption, its message ending with ``advice`` (how a caller's user continues)."""
+        return TrainingInterrupted(self.signum, self.epoch, self.batch, self.batches, self.checkpoint, self.epoch_end,
+                                   advice)
 
     @property
     def exit_status(self) -> int:
