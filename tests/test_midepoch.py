@@ -290,17 +290,15 @@ def test_an_interrupted_ablation_says_to_run_it_again(fake_cifar, tmp_path, monk
 def test_a_signal_during_the_epoch_end_stops_after_its_checkpoint(fake_cifar, tmp_path, monkeypatch):
     """A signal while the epoch ends (here: during the test evaluation of epoch 1 of 3) lets that epoch's
     checkpoint be written, and the run stops there."""
-    import ann2snn.pipelines.train_ann as mod
-
-    evaluate_ann = mod.evaluate_ann
+    count_correct = train_ann_mod.count_correct
     calls = []
 
-    def evaluate(*args):
+    def evaluate(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)
-        return evaluate_ann(*args)
-    monkeypatch.setattr(mod, "evaluate_ann", evaluate)
+        return count_correct(*args, **kwargs)
+    monkeypatch.setattr(train_ann_mod, "count_correct", evaluate)
     with pytest.raises(TrainingInterrupted) as info:
         train_ann(ann_config(fake_cifar, epochs=3), str(tmp_path), progress=False)
     assert info.value.message == (f"interrupted after epoch 1: checkpoint {tmp_path / 'checkpoint.pt'}; "

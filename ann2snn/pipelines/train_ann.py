@@ -10,13 +10,12 @@ import torch
 
 from ann2snn.ann.activations import QuantClip
 from ann2snn.ann.build import build_ann
-from ann2snn.ann.evaluate import evaluate_ann
-from ann2snn.ann.train import (CHECKPOINT_MINUTES, DEFAULTS, check_checkpoint_minutes, check_train_config, fit,
-                               load_data, open_run)
+from ann2snn.ann.train import (CHECKPOINT_MINUTES, DEFAULTS, check_checkpoint_minutes, check_train_config,
+                               count_correct, fit, load_data, open_run)
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.checkpoint import load_checkpoint
 from ann2snn.plumbing.device import resolve_device
-from ann2snn.plumbing.distributed import all_reduce_sum, device_for, setup
+from ann2snn.plumbing.distributed import device_for, setup
 
 
 def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
@@ -58,9 +57,8 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         from ann2snn.ann.lambda_init import init_lambda_from_data
         init_lambda_from_data(model.to(device), train)  # under DDP, rank 0's λs reach every rank in fit()
 
-    def evaluate(model, test):
-        correct, total = evaluate_ann(model, test)
-        correct, total = all_reduce_sum(d, torch.tensor([correct, total], dtype=torch.int64, device=device)).tolist()
+    def evaluate(model, test):  # fit() runs this under the run's autocast (ann.train.evaluate_as_trained)
+        correct, total = count_correct(model, test, device, d)
         return {"test_acc": correct / total}
 
     return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after,
