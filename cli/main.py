@@ -1,6 +1,8 @@
 """The ``ann2snn`` command line: train-ann, convert, sweep.
 
 Every user mistake ends with one line on stderr, ``Error: ...``, and exit status 2 (no traceback).
+A training run stopped by SIGINT / SIGTERM after its checkpoint says where it stopped and how to
+continue, on one line, with exit status 130 / 143; Ctrl-C elsewhere gives ``Aborted.`` and 130.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from ann2snn.cli.errors import flag_errors
 from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, maxpool_option, neuron_from_flags,
-                                 old_bits_options, weights_options)
+                                 old_bits_options, run_folder_options, weights_options)
 from click.core import ParameterSource
 
 from ann2snn.plumbing.errors import UserError
@@ -83,10 +85,10 @@ def cli():
                    "A resumed run keeps its choice.")
 @compute_options()
 @click.option("--out", type=T.OUT_DIR, required=True, help="Run folder (checkpoint.pt, metrics.csv).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@run_folder_options
 @click.pass_context
 @claims_out("dir")
-def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bits, **options):
+def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits, int_bits, frac_bits, **options):
     """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
     from ann2snn.pipelines.train_ann import train_ann
 
@@ -94,7 +96,8 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bit
     config = dict(options, **bit_settings, lambda_init=parse_lambda_init(lambda_init))
     explicit = {k for k in list(options) + ["lambda_init"]
                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE} | bits_explicit
-    path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet)
+    path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet,
+                     checkpoint_minutes=checkpoint_minutes)
     click.echo(f"ANN checkpoint: {path}")
 
 
@@ -310,9 +313,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        from ann2snn.plumbing.interrupt import TrainingInterrupted
+
+        if isinstance(e.__cause__, TrainingInterrupted):  # a checkpoint was written: say where, how to go on
+            from ann2snn.cli.errors import to_flags
+
+            click.echo(to_flags(e.__cause__.message), err=True)
+            return e.__cause__.exit_status
         click.echo("Aborted.", err=True)
-        return 1
+        return 130 if isinstance(e.__cause__, KeyboardInterrupt) else 1  # 130: the shell's status for Ctrl-C
     except click.NoSuchOption as e:  # a mistyped option: also name the commands that have it
         click.echo(f"Error: {no_such_option_message(e)}", err=True)
         return 2

@@ -4,6 +4,8 @@
   them, and ``--quiet``, on every command that computes (train-ann, convert, sweep, train-snn,
   eval-snn, ablate, entropy).
 - :func:`data_options`: ``--data-dir``, ``--download``, ``--skip-md5``.
+- :func:`run_folder_options`: ``--resume`` and ``--checkpoint-minutes``, on the commands that train
+  into a run folder (train-ann, train-snn).
 - :func:`old_bits_options`, :func:`neuron_from_flags`, :func:`bits_from_flags`: a neuron is written
   ``NAME[:M+N]`` (``--neuron mbif:1+3``, ``--neuron mblif:2+1``) and bits alone ``M+N``
   (``train-ann --bits 1+3``). The earlier ``--int-bits M --frac-bits N`` still work, hidden from the
@@ -80,6 +82,17 @@ def data_options(folders: str = "cifar-10-batches-py/ or cifar-100-python/"):
                          show_default="$ANN2SNN_DATA or ./data", help=f"Folder holding {folders}.")(f)
         return f
     return deco
+
+
+def run_folder_options(f):
+    """Decorate a training command with ``--resume`` and ``--checkpoint-minutes`` (passed as ``resume`` and
+    ``checkpoint_minutes``; see :func:`ann2snn.ann.train.fit`)."""
+    f = click.option("--checkpoint-minutes", type=T.floats(0, 1e6), default=30.0, show_default=True,
+                     help="Also checkpoint every this many minutes within an epoch (0: at epoch ends only). Ctrl-C "
+                          "or SIGTERM checkpoints after the current step and exits (130 / 143); --resume continues "
+                          "from there exactly.")(f)
+    f = click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")(f)
+    return f
 
 
 def old_bits_options(f):

@@ -120,11 +120,13 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
 
     Raises:
         UserError: bad settings, or a run folder that holds a run with other settings.
+        TrainingInterrupted: SIGINT / SIGTERM stopped a run after its checkpoint; running again continues.
     """
     from ann2snn.plumbing.checkpoint import check_output_dir
     from ann2snn.pipelines.train_snn import train_snn
 
     from ann2snn.plumbing.distributed import setup
+    from ann2snn.plumbing.interrupt import TrainingInterrupted
 
     runs = run_configs(common, rows, seeds)
     check_output_dir(out_dir, "`out_dir`")
@@ -135,8 +137,11 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
         resume = os.path.isfile(os.path.join(folder, "checkpoint.pt"))
         if d.is_main:
             print(f"== ablation row {row}, seed {seed}: {folder}{' (resuming)' if resume else ''}", flush=True)
-        train_snn(config, folder, resume=resume, explicit=set(config) - RESUME_FREE_KEYS, stop_after=stop_after,
-                  progress=progress)
+        try:
+            train_snn(config, folder, resume=resume, explicit=set(config) - RESUME_FREE_KEYS, stop_after=stop_after,
+                      progress=progress)
+        except TrainingInterrupted as e:  # an ablation resumes by running again
+            raise e.with_advice("run the same command again to continue") from None
     return write_ablation_table(out_dir, runs) if d.is_main else []
 
 
