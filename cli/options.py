@@ -181,3 +181,32 @@ def bits_from_flags(ctx, bits: tuple[int, int], int_bits: int | None, frac_bits:
     _deprecated(old, f"--bits {m}+{n}")
     return {"int_bits": m, "frac_bits": n}, {k for k, v in (("int_bits", int_bits), ("frac_bits", frac_bits))
                                              if v is not None}
+
+
+def maxpool_option(f):
+    """``--maxpool refuse|spiking|avg`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`)."""
+    return click.option(
+        "--maxpool", type=click.Choice(["refuse", "spiking", "avg"]), default="refuse", show_default=True,
+        help="What conversion does with a max-pool. refuse: an error naming it. spiking: each max-pool module sends, "
+             "every step, the increase of the window maximum of its accumulated input, so its time-sum is the ANN's "
+             "max-pool of the summed input (no retraining). avg: swapped for average pooling, which changes the "
+             "network: only for a network trained or fine-tuned with the swap.")(f)
+
+
+def weights_options(f):
+    """``--arch torchvision:NAME --weights FILE [--num-classes N] [--dataset D]``: a network trained elsewhere,
+    read from its state_dict file instead of a train-ann checkpoint (convert, sweep)."""
+    from ann2snn.cli import types as T
+
+    f = click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
+                     help="With --weights: the dataset of the network's images (calibration and test data).")(f)
+    f = click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
+                     help="With --weights: classes of the network's head.")(f)
+    f = click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A state_dict file of the --arch network, trained elsewhere (weights_only=True, strict; "
+                          "module./_orig_mod. prefixes stripped). It is a ReLU network: give --threshold "
+                          "max|percentile:P, calibrated on the dataset's training images.")(f)
+    f = click.option("--arch", type=T.Arch([]), default=None,
+                     help="With --weights: torchvision:NAME, the network the file belongs to.")(f)
+    return f
+

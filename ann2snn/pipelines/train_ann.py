@@ -43,10 +43,14 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     config, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit,
                                         lambda path: load_checkpoint(path, kind="ann"))
     check_train_config(config)
+    if state is None and config.get("weights"):  # which file the fine-tuning started from
+        from ann2snn.plumbing.checkpoint import file_sha256
+
+        config = {**config, "weights_sha256": file_sha256(config["weights"])}
     d = setup(config["device"])
     device = device_for(d, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])
-    model = build_ann(config)
+    model = build_ann(config, weights=config.get("weights") if state is None else None)  # a resume has its state
     train, test = load_data(config, device, d)
     # runs from before --fuse existed resume with the plain activation they were trained with
     fused = fuse.resolve(config.get("fuse", "off"), device, config["epochs"] * len(train) >= fuse.MIN_TRAIN_STEPS)
