@@ -53,6 +53,9 @@ def cli():
                    "starts from it, every ReLU call site becoming the activation, λ from data (--lambda-init auto).")
 @click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
               help="Classes of the network's head (torchvision:NAME).")
+@click.option("--maxpool", type=click.Choice(["keep", "avg"]), default="keep", show_default=True,
+              help="torchvision:NAME: keep its max-pool (convert it later with --maxpool spiking), or avg: swap "
+                   "every max-pool for the average pool of the same geometry before training, as QCFS does.")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True)
 @data_options()
 @click.option("--activation", type=click.Choice(["qcfs", "matched", "relu"]), default="qcfs", show_default=True,

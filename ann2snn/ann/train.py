@@ -34,7 +34,7 @@ DEFAULTS = {
     "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
     "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
-    "fuse": "auto", "weights": None, "num_classes": None,
+    "fuse": "auto", "weights": None, "num_classes": None, "maxpool": "keep",
 }
 #: config keys that may differ when resuming (they do not change what is computed, only where)
 RESUME_FREE = {"data_dir", "download", "skip_md5", "device"}
