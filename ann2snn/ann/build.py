@@ -6,13 +6,13 @@ from torch import nn
 
 from ann2snn.ann.activations import activation_factory
 from ann2snn.plumbing.checkpoint import load_checkpoint, load_state_strict
-from ann2snn.plumbing.data import dataset_info
+from ann2snn.plumbing.data import num_classes_of
 
 
 def build_ann(config: dict) -> nn.Module:
     """The model a run config describes (fresh weights; λ at ``lambda_init`` or 1.0 for ``auto``).
 
-    Keys used: arch, dataset, width, activation, levels, int_bits, frac_bits, lambda_init.
+    Keys used: arch, dataset (and num_classes / classes for imagefolder), width, activation, levels, int_bits, frac_bits, lambda_init.
 
     Raises:
         UserError: for an unknown arch / dataset / activation, or bad levels, bits or λ.
@@ -24,7 +24,7 @@ def build_ann(config: dict) -> nn.Module:
     act = activation_factory(config.get("activation", "qcfs"), levels=config.get("levels", 4),
                              int_bits=config.get("int_bits", 1), frac_bits=config.get("frac_bits", 3),
                              lambda_init=lam)
-    return build_model(config["arch"], dataset_info(config["dataset"]).num_classes, act,
+    return build_model(config["arch"], num_classes_of(config), act,
                        width=config.get("width", 1.0))
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict, save_checkpoint
-from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, load_split
+from ann2snn.plumbing.data import FOLDER, CifarBatches, balanced_subset, dataset_info, load_split
 from ann2snn.plumbing.device import autocast, check_amp, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, local_batch
 from ann2snn.plumbing import fuse
@@ -31,9 +31,16 @@ DEFAULTS = {
     "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
     "fuse": "auto",
+    # dataset "imagefolder" only (ann2snn.plumbing.folder): outputs (default: the folder's class count),
+    # input settings (None: 224-pixel crops, resize 256, ImageNet's mean/std), decoding processes, and
+    # whether unreadable files are skipped
+    "num_classes": None, "image_size": None, "resize": None, "mean": None, "std": None, "workers": "auto",
+    "skip_bad_images": False,
 }
 #: config keys that may differ when resuming (they do not change what is computed, only where)
-RESUME_FREE = {"data_dir", "download", "skip_md5", "device"}
+RESUME_FREE = {"data_dir", "download", "skip_md5", "device", "workers", "skip_bad_images"}
+#: config keys that only dataset "imagefolder" reads
+FOLDER_ONLY = ("num_classes", "image_size", "resize", "mean", "std")
 
 CKPT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
@@ -44,7 +51,18 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
 
     Under distributed training (``d.world > 1``) each rank gets its share of both splits and
     ``batch_size / world`` samples per training batch (see :mod:`ann2snn.plumbing.distributed`).
+
+    For ``dataset="imagefolder"`` (a config resolved by :func:`ann2snn.plumbing.folder.resolve_folder_config`)
+    the batches are :class:`ann2snn.plumbing.folder.FolderBatches` of ``data_dir/train`` and
+    ``data_dir/val``; the training batches then carry ``calibration``, the same images under the
+    evaluation transform (for λ initialisation).
     """
+    if config["dataset"] == FOLDER:
+        from ann2snn.plumbing.folder import load_folder_data
+
+        train, test, calibration = load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]))
+        train.calibration = calibration
+        return train, test
     info = dataset_info(config["dataset"])
     xtr, ytr = load_split(config["dataset"], config["data_dir"], True, config["download"], config["skip_md5"])
     xte, yte = load_split(config["dataset"], config["data_dir"], False, config["download"], config["skip_md5"])
@@ -76,6 +94,16 @@ def check_train_config(config: dict) -> None:
         raise UserError(f"`momentum` must be in [0, 1), got {config['momentum']}")
     check_amp(config.get("amp"))
     fuse.resolve(config.get("fuse", "off"))
+    if config.get("dataset") == FOLDER:
+        from ann2snn.plumbing.folder import resolve_settings, resolve_workers
+
+        resolve_settings(*(config.get(k) for k in ("image_size", "resize", "mean", "std")))
+        resolve_workers(config.get("workers"))
+    else:
+        given = [k for k in FOLDER_ONLY if config.get(k) is not None]
+        if given:
+            raise UserError(f"`{given[0]}` applies to `dataset` imagefolder only; {config['dataset']} has "
+                            "fixed classes, 32-pixel images and its own mean and std")
 
 
 def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, load) -> tuple[dict, dict | None, str]:

@@ -74,12 +74,22 @@ def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECOND
 
 
 def load_test_batches(config: dict, data_dir: str, batch_size: int, subset: int | None, download: bool,
-                 skip_md5: bool, device: torch.device | str = "cpu", d: Dist = Dist()) -> CifarBatches:
+                 skip_md5: bool, device: torch.device | str = "cpu", d: Dist = Dist(), folder: dict | None = None):
     """The (optionally class-balanced subset of the) test split of ``config['dataset']``, on ``device``.
 
     Under distributed runs each rank gets every ``world``-th sample and ``ceil(batch_size / world)``
-    samples per batch (results do not depend on the batch size).
+    samples per batch (results do not depend on the batch size). For a model trained on an image
+    folder: ``data_dir/val`` under the evaluation transform of ``config``, its classes checked against
+    the stored ones (:func:`ann2snn.plumbing.folder.folder_eval_batches`; ``folder``: the image-folder
+    options ``workers``, ``skip_bad_images``, and ``image_size``/``resize``/``mean``/``std`` overriding
+    the stored settings).
     """
+    from ann2snn.plumbing.folder import FOLDER, VAL_SPLIT, check_folder_options, folder_eval_batches
+
+    check_folder_options(config["dataset"], folder)
+    if config["dataset"] == FOLDER:
+        return folder_eval_batches(config, data_dir, VAL_SPLIT, -(-batch_size // d.world), subset, options=folder,
+                                   device=device, rank=d.rank, world=d.world)
     info = dataset_info(config["dataset"])
     x, y = load_split(config["dataset"], data_dir, False, download, skip_md5)
     if subset:
@@ -279,7 +289,7 @@ def _as_T_list(T) -> list[int]:
 
 def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
                  thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
-                 skip_md5: bool) -> list:
+                 skip_md5: bool, folder: dict | None = None) -> list:
     """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
 
     An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
@@ -324,7 +334,7 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
                 continue
             base = neuron_settings("if", ann_config=ckpt["config"])
             cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
-                                     skip_md5)
+                                     skip_md5, folder)
             calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
         seen = set()
         for spec in specs:
@@ -350,7 +360,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
               skip_md5: bool = False, batch_size: int = 500, subset: int | None = None, ops: bool = True,
               diagnostics: bool = False, time_chunk="auto", precision: str = "float32", fuse="auto",
               channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
-              out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None) -> dict:
+              folder: dict | None = None, out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None) -> dict:
     """A whole sweep from checkpoints: accuracy at every T of ``T`` in one simulation per model.
 
     This is what ``ann2snn sweep`` runs. Each SNN checkpoint (from ``ann2snn convert``) is one model;
@@ -368,11 +378,15 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         thresholds: θ per site: ``lambda`` (default), ``max`` or ``percentile:P`` (ReLU ANNs need one).
         calib_batches: training batches of 128 for a calibrated threshold.
         fold_bn: fold each BatchNorm into the conv before it first.
-        data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``).
+        data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``), or the image
+            folder (``train/``, ``val/``) of models trained on one.
         batch_size, subset: test images per batch; a seeded class-balanced subset of N test images.
         ops, diagnostics, plots: operation counts and energy per T; per-layer statistics; PNG plots.
         time_chunk, precision, fuse, channels_last, device, amp: how the simulation runs (see
             :func:`sweep_model`).
+        folder: for models trained on an image folder: ``workers``, ``skip_bad_images``, and
+            ``image_size``/``resize``/``mean``/``std`` overriding the checkpoint's settings
+            (:func:`ann2snn.plumbing.folder.folder_eval_batches`).
         out: folder for sweep.csv/.md/.json (and sweep_ops.csv, sweep_layers.csv, plots); None writes
             nothing. The folder is held for the run: a second run into it is refused.
         progress: progress bars. ``echo``: called with one line per finished model (e.g. ``print``).
@@ -451,16 +465,24 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
             raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in "
                             "memory, but every `checkpoints` is an SNN checkpoint; drop them")
+        from ann2snn.plumbing.folder import TRAIN_SPLIT, VAL_SPLIT, check_folder_run
+
+        calibrates = fold_bn or any(parse_threshold(t)[0] != "lambda" for t in thresholds)
+        for c in loaded.values():  # image folders: options, settings and classes before any calibration
+            check_folder_run(c["config"], data_dir, [VAL_SPLIT] + ([TRAIN_SPLIT] if c["kind"] == "ann" and calibrates
+                                                                   else []), folder)
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
-                              data_dir, download, skip_md5)
+                              data_dir, download, skip_md5, folder)
         rows, curves, data_cache = [], [], {}
         for path, load in models:
             snn, ckpt = load()
             cfg, conv = ckpt["config"], ckpt["conversion"]
-            if cfg["dataset"] not in data_cache:
-                data_cache[cfg["dataset"]] = load_test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
-                                                               dev, d)
-            result = sweep_model(snn, data_cache[cfg["dataset"]], max(T_list), progress=progress and d.is_main,
+            data_key = (cfg["dataset"], *(json.dumps(cfg.get(k)) for k in ("classes", "image_size", "resize", "mean",
+                                                                              "std")))
+            if data_key not in data_cache:
+                data_cache[data_key] = load_test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
+                                                         dev, d, folder)
+            result = sweep_model(snn, data_cache[data_key], max(T_list), progress=progress and d.is_main,
                                  T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
                                  device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
                                  channels_last=channels_last)

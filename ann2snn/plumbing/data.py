@@ -37,6 +37,12 @@ DATASETS = {
 
 AUGMENTS = ("crop-flip", "autoaugment", "none")
 
+#: an image folder in ImageNet's layout (:mod:`ann2snn.plumbing.folder`), read by train-ann, convert,
+#: sweep and entropy
+FOLDER = "imagefolder"
+#: every dataset name the ANN paths read
+DATASET_NAMES = (*DATASETS, FOLDER)
+
 
 def default_data_dir() -> str:
     """``$ANN2SNN_DATA`` if set, else ``./data``."""
@@ -44,10 +50,33 @@ def default_data_dir() -> str:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Raises UserError for an unknown dataset name."""
+    """The fixed facts of CIFAR-10/100.
+
+    Raises:
+        UserError: an unknown dataset name, or ``imagefolder`` (its classes come from the folder:
+            :func:`num_classes_of`).
+    """
+    if name == FOLDER:
+        raise UserError("`dataset` imagefolder is read by train-ann, convert, sweep and entropy only: "
+                        "use cifar10 or cifar100 here")
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+def num_classes_of(config: dict) -> int:
+    """The number of outputs of the model a run config describes: the dataset's classes for CIFAR;
+    for ``imagefolder`` the stored ``num_classes`` (else the number of stored ``classes``).
+
+    Raises:
+        UserError: an unknown dataset, or an imagefolder config that stores neither.
+    """
+    if config.get("dataset") == FOLDER:
+        num = config.get("num_classes") or len(config.get("classes") or ())
+        if not num:
+            raise UserError("an imagefolder config needs its `num_classes` (train-ann stores it with the classes)")
+        return int(num)
+    return dataset_info(config["dataset"]).num_classes
 
 
 def _no_md5(cls: type) -> type:
