@@ -4,6 +4,10 @@ Files are read by ``torchvision.datasets`` (decoded once), then kept as ``uint8 
 Augmentation runs on whole batches of tensors: random crop 32 with 4-pixel zero padding and a
 horizontal flip at rate 0.5 (the standard CIFAR recipe), or QCFS's AutoAugment (CIFAR-10 policy, from
 torchvision) + Cutout(16) (DeVries & Taylor 2017). Normalisation uses the dataset's mean and std.
+
+Image folders (``dataset="imagefolder"``) are read by :mod:`ann2snn.plumbing.folder` instead, with the
+same batch interface and epoch order; their augmentation is seeded per image rather than per batch
+(see :class:`ann2snn.plumbing.folder.FolderBatches`).
 """
 
 from __future__ import annotations
