@@ -126,7 +126,7 @@ def test_order_is_the_cifar_path_order_and_normalisation_the_same_arithmetic(tmp
     assert not torch.equal(first, torch.cat([as_uint8(x)[:, 0, 0, 0] for x, _ in ours]))
 
 
-def test_augmentation_is_seeded_per_image_not_per_batch(tmp_path):
+def test_augmentation_is_seeded_per_image_not_per_batch(tmp_path, monkeypatch):
     """RandomResizedCrop + flip: the same crops whatever the batch size and worker count; other crops in
     another epoch; torch's global generator untouched; set_position skips batches without decoding them."""
     write_folder(tmp_path, {"train": {"a": {f"{i}.png": noise(i, 16) for i in range(5)},
@@ -152,12 +152,10 @@ def test_augmentation_is_seeded_per_image_not_per_batch(tmp_path):
     real = F.pil_rgb_loader
     b = F.FolderBatches(split, 2, F.train_transform(8), shuffle=True, seed=3, workers=0)
     full = list(b)
-    try:
-        F.pil_rgb_loader = lambda path: calls.append(path) or real(path)
+    with monkeypatch.context() as m:  # count the files decoded (workers=0: in this process)
+        m.setattr(F, "pil_rgb_loader", lambda path: calls.append(path) or real(path))
         b.set_position(3)
         tail = list(b)
-    finally:
-        F.pil_rgb_loader = real
     assert len(calls) == 9 - 3 * 2 and len(tail) == 2 and len(b) == 5
     for (xa, ya), (xb, yb) in zip(tail, full[3:]):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
