@@ -10,62 +10,63 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
-from ann2snn.plumbing.data import default_data_dir
+from ann2snn.cli.options import compute_options, data_options
 from ann2snn.plumbing.errors import UserError
 
 #: options that only the empirical mode (--checkpoint) uses
-EMPIRICAL_ONLY = ("layer", "T", "v_init", "subset", "batch_size", "data_dir", "download", "skip_md5", "quiet")
+EMPIRICAL_ONLY = ("layer", "T", "v_init", "subset", "batch_size", "data_dir", "download", "skip_md5", "threads",
+                  "quiet")
 
 
 def parse_bits(text: str) -> list[tuple[int, int]]:
-    """Parse ``"1+0,2+0,1+1,2+1"`` into ``[(1, 0), (2, 0), (1, 1), (2, 1)]`` (duplicates dropped).
+    """Parse ``"1+0,2+0,1+1,2+1"`` into ``[(1, 0), (2, 0), (1, 1), (2, 1)]`` (duplicates dropped); each
+    item is bits ``M+N`` as :func:`ann2snn.ann.spec.parse_bits` reads them.
 
     Raises:
         UserError: an item that is not ``M+N`` with whole numbers, or bits out of range.
     """
-    from ann2snn.ann.quantizer import check_bits
+    from ann2snn.ann.spec import parse_bits as parse_one
 
     out = []
     for item in str(text).split(","):
-        m, plus, n = item.strip().partition("+")
-        if not (plus and m.strip().isascii() and m.strip().isdigit() and n.strip().isascii() and n.strip().isdigit()):
-            raise UserError(f"bad --bits {text!r}: give M+N items separated by commas, e.g. 1+0,2+0,1+1,2+1")
-        bits = (int(m), int(n))
-        check_bits(*bits)
+        try:
+            bits = parse_one(item, "bits")
+        except UserError as e:
+            if not str(e).startswith("bad `bits`"):  # bits out of range: check_bits's own message
+                raise
+            raise UserError(f"bad `bits` {text!r}: give M+N items separated by commas, e.g. 1+0,2+0,1+1,2+1") \
+                from None
         if bits not in out:
             out.append(bits)
     return out
 
 
 @click.command("entropy", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--v-th", type=T.floats(None, 1e6), default=0.6, show_default=True,
+@click.option("--v-th", type=T.floats(0, 1e6, lo_open=True), default=0.6, show_default=True,
               help="Threshold V_th of the analytic table (potential U ~ N(0,1)); the seed's Table 1 uses 0.6.")
 @click.option("--bits", "bits_text", default="1+0,2+0,1+1,2+1", show_default=True,
               help="Bit widths M+N, comma-separated (1+0 is IF).")
-@click.option("--checkpoint", default=None,
+@click.option("--checkpoint", type=T.CHECKPOINT, default=None,
               help="ANN checkpoint (file or run folder): also measure the spike counts of one neuron site "
                    "of the converted SNN on test images (the seed's Fig. 7).")
 @click.option("--layer", default=None, help="Neuron site to measure (module name); default: the first site.")
-@click.option("--T", "T", type=T.upto(1_000_000), default=4, show_default=True, help="Time steps to simulate.")
+@click.option("--T", "T", type=T.counts(1_000_000), default=4, show_default=True, help="Time steps to simulate.")
 @click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
               show_default=True, help="Initial membrane potential of the converted neurons.")
-@click.option("--subset", type=T.upto(10_000_000), default=500, show_default=True,
-              help="Class-balanced subset of N test images (0 = the whole test set).")
+@click.option("--subset", type=T.IMAGES, default=500, show_default=True,
+              help="Class-balanced subset of N test images, or all.")
 @click.option("--batch-size", type=T.BATCH, default=100, show_default=True)
-@click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
-              help="Folder holding cifar-10-batches-py/ or cifar-100-python/.")
-@click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online).")
-@click.option("--skip-md5", is_flag=True, help="Load dataset files that fail torchvision's MD5 check (logged).")
-@click.option("--out", default=None,
+@data_options()
+@compute_options(device=False, amp=False)
+@click.option("--out", type=T.OUT_DIR, default=None,
               help="Folder for entropy.csv and spike_hist.png (the analytic table and distributions, or "
                    "with --checkpoint the measured ones).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 @claims_out("dir")
 def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batch_size, data_dir, download,
-                skip_md5, out, quiet):
+                skip_md5, quiet, out):
     """Spike entropy (bits) of IF / MBIF spikes: the analytic table for U ~ N(0,1), and with
-    --checkpoint the measured spike-count distribution of one layer."""
+    --checkpoint the measured spike-count distribution of one layer (on the CPU)."""
     import os
 
     from ann2snn.plumbing.checkpoint import atomic_write_text, check_output_dir
@@ -80,13 +81,6 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
             flags = ", ".join("--" + ("T" if k == "T" else k.replace("_", "-")) for k in given)
             verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
             raise UserError(f"{flags} {verb} only to the measured mode: add --checkpoint, or drop {them}")
-    else:
-        if T < 1:
-            raise UserError(f"--T must be >= 1, got {T}")
-        if batch_size < 1:
-            raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-        if subset < 0:
-            raise UserError(f"--subset must be a positive number of images (or 0 for all), got {subset}")
     if out is not None:
         check_output_dir(out)
     if checkpoint is not None:  # every check that can fail comes before any output
@@ -98,7 +92,7 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
         if layer is not None and layer not in sites:
             raise UserError(f"--layer {layer!r} is not a neuron site; use one of: {', '.join(sites)}")
         site = layer if layer is not None else sites[0]
-        batches = load_test_batches(ckpt["config"], data_dir, batch_size, subset or None, download, skip_md5)
+        batches = load_test_batches(ckpt["config"], data_dir, batch_size, subset, download, skip_md5)
 
     click.echo(f"Spike entropy (bits) of k = clip(floor(U / (V_th·2^-n)), 0, 2^(m+n)-1), U ~ N(0,1), "
                f"V_th = {v_th:g}:\n")

@@ -11,6 +11,8 @@ import click
 from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from ann2snn.cli.errors import flag_errors
+from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, neuron_from_flags,
+                                 old_bits_options)
 from click.core import ParameterSource
 
 from ann2snn.plumbing.errors import UserError
@@ -32,51 +34,6 @@ def parse_lambda_init(text: str):
     return value
 
 
-def _set_threads(ctx, _param, value):
-    """--threads: set torch's CPU threads now (before any work); say so when busy cores lower the count."""
-    import os
-
-    import torch
-
-    from ann2snn.plumbing.device import choose_threads, usable_cores
-
-    if ctx.resilient_parsing:  # shell completion: no measuring, no messages
-        return None
-    n = choose_threads(value)
-    if value == "auto" and not os.environ.get("OMP_NUM_THREADS") and n < usable_cores():
-        click.echo(f"note: other processes keep {usable_cores() - n} of {usable_cores()} CPU cores busy: running with "
-                   f"{n} thread{'s' if n > 1 else ''} (--threads N to choose)", err=True)
-    torch.set_num_threads(n)
-    return n
-
-
-def device_options(f):
-    """--device, --amp and --threads (see ann2snn.plumbing.device)."""
-    f = click.option("--threads", default="auto", show_default=True, expose_value=False, is_eager=True,
-                     callback=_set_threads,
-                     help="CPU threads for torch. auto: the cores that other processes do not keep busy (measured "
-                          "for 0.25 s at start), at least 1; busy cores otherwise slow torch down many times. "
-                          "With OMP_NUM_THREADS set, auto keeps that.")(f)
-    f = click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
-                     help="bf16: convolutions and linear layers in bfloat16 autocast; quantizers and membrane "
-                          "potentials stay float32.")(f)
-    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                     help="auto = cuda if available, else cpu. Under torchrun each process takes cuda:LOCAL_RANK.")(f)
-    return f
-
-
-def data_options(f):
-    """--dataset, --data-dir, --download, --skip-md5."""
-    from ann2snn.plumbing.data import default_data_dir
-
-    f = click.option("--skip-md5", is_flag=True,
-                     help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies.")(f)
-    f = click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online).")(f)
-    f = click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
-                     help="Folder holding cifar-10-batches-py/ or cifar-100-python/.")(f)
-    return f
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ann2snn")
 def cli():
@@ -87,25 +44,28 @@ def cli():
 @cli.command("train-ann")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default="vgg16", show_default=True)
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True)
-@data_options
+@data_options()
 @click.option("--activation", type=click.Choice(["qcfs", "matched", "relu"]), default="qcfs", show_default=True,
-              help="qcfs: QCFS with --levels L. matched: one MBIF(--int-bits, --frac-bits) step. relu: a plain "
+              help="qcfs: QCFS with --levels L. matched: one MBIF step of --bits M+N. relu: a plain "
                    "ReLU net (convert it with --threshold max|percentile:P).")
-@click.option("--levels", "-L", type=T.upto(65536), default=4, show_default=True, help="QCFS quantization levels L.")
-@click.option("--int-bits", type=int, default=1, show_default=True, help="m, for --activation matched.")
-@click.option("--frac-bits", type=int, default=3, show_default=True, help="n, for --activation matched.")
+@click.option("--levels", "-L", type=T.counts(65536), default=4, show_default=True, help="QCFS quantization levels L.")
+@click.option("--bits", type=T.Bits(), default="1+3", show_default=True,
+              help="M+N: M integer and N fractional bits of the matched activation (--activation matched).")
+@old_bits_options
 @click.option("--lambda-init", default="auto", show_default=True,
               help="Initial λ of every site: 'auto' (99.9th percentile of its pre-activation on 4 "
                    "training batches) or a positive number (QCFS's choice: 8.0).")
 @click.option("--epochs", type=T.EPOCHS, default=300, show_default=True)
 @click.option("--batch-size", type=T.BATCH, default=128, show_default=True)
 @click.option("--lr", type=T.LR, default=0.1, show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True)
+@click.option("--momentum", type=T.MOMENTUM, default=0.9, show_default=True)
 @click.option("--weight-decay", type=T.WEIGHT_DECAY, default=5e-4, show_default=True)
 @click.option("--width", type=T.WIDTH, default=1.0, show_default=True, help="Channel width multiplier.")
 @click.option("--seed", type=T.SEED, default=0, show_default=True)
-@click.option("--subset", type=T.IMAGES, default=None, help="Train on a fixed, seeded, class-balanced subset of N images.")
-@click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--subset", type=T.IMAGES, default=None, show_default="all",
+              help="Train on a fixed, seeded, class-balanced subset of N images.")
+@click.option("--test-subset", type=T.IMAGES, default=None, show_default="all",
+              help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
               show_default=True, help="autoaugment = AutoAugment (CIFAR-10 policy) + crop-flip + Cutout(16), as QCFS.")
 @click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
@@ -113,32 +73,29 @@ def cli():
                    "(torch.compile): same outputs and input gradients, λ's gradient summed in another order. "
                    "About 20 s to compile on first use, then cached. auto: on for the CPU from 1,000 optimizer steps. "
                    "A resumed run keeps its choice.")
-@device_options
-@click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv).")
+@compute_options()
+@click.option("--out", type=T.OUT_DIR, required=True, help="Run folder (checkpoint.pt, metrics.csv).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 @claims_out("dir")
-def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
+def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bits, **options):
     """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
-    from ann2snn.ann.quantizer import check_bits
     from ann2snn.pipelines.train_ann import train_ann
 
-    config = dict(options, lambda_init=parse_lambda_init(lambda_init))
-    if config["activation"] == "matched":
-        check_bits(config["int_bits"], config["frac_bits"])
+    bit_settings, bits_explicit = bits_from_flags(ctx, bits, int_bits, frac_bits)  # both spellings checked there
+    config = dict(options, **bit_settings, lambda_init=parse_lambda_init(lambda_init))
     explicit = {k for k in list(options) + ["lambda_init"]
-                if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+                if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE} | bits_explicit
     path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet)
     click.echo(f"ANN checkpoint: {path}")
 
 
 @cli.command("convert")
-@click.option("--checkpoint", required=True, help="ANN checkpoint from train-ann (file or run folder).")
-@click.option("--neuron", type=click.Choice(["if", "mbif"]), default="mbif", show_default=True,
-              help="if = MBIF(1,0). mbif defaults to 1+3, or to a matched ANN's own bits.")
-@click.option("--int-bits", type=int, default=None, help="m (mbif only).")
-@click.option("--frac-bits", type=int, default=None, help="n (mbif only).")
+@click.option("--checkpoint", type=T.CHECKPOINT, required=True, help="ANN checkpoint from train-ann (file or run folder).")
+@click.option("--neuron", type=T.NeuronSpec(("if", "mbif")), default="mbif", show_default=True,
+              help="if (1+0, binary spikes), mbif (1+3, or a matched ANN's own bits) or mbif:M+N "
+                   "(M integer, N fractional bits, e.g. mbif:1+3).")
+@old_bits_options
 @click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
               show_default=True, help="Initial membrane potential: q/2, θ/2 or 0.")
 @click.option("--cap", default="full", show_default=True,
@@ -150,17 +107,21 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, **options):
 @click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
-@data_options
-@click.option("--out", required=True, help="SNN checkpoint file to write.")
+@data_options()
+@compute_options(device=False, amp=False)
+@click.option("--out", type=T.OUT_FILE, required=True, help="SNN checkpoint file to write.")
+@click.pass_context
 @claims_out("file")
-def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold, calib_batches, fold_bn, data_dir,
-                download, skip_md5, out):
-    """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron."""
+def convert_cmd(ctx, checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold, calib_batches, fold_bn,
+                data_dir, download, skip_md5, quiet, out):
+    """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron (calibration, with
+    --threshold max|percentile:P, runs on the CPU)."""
     import os
 
     from ann2snn.plumbing.checkpoint import check_output_file
     from ann2snn.conversion.snn import convert_checkpoint
 
+    settings, _ = neuron_from_flags(ctx, neuron, int_bits, frac_bits, ("if", "mbif"))
     check_output_file(out)
     src = os.path.join(checkpoint, "checkpoint.pt") if os.path.isdir(checkpoint) else checkpoint
     if os.path.exists(out) and os.path.exists(src) and os.path.samefile(src, out):
@@ -170,9 +131,8 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
     calibration = None
     if parse_threshold(threshold)[0] != "lambda" or fold_bn:
         calibration = {"threshold": threshold, "calib_batches": calib_batches, "fold_bn": fold_bn,
-                       "data_dir": data_dir, "download": download, "skip_md5": skip_md5}
-    ckpt = convert_checkpoint(checkpoint, {"neuron": neuron, "int_bits": int_bits, "frac_bits": frac_bits,
-                                           "v_init": v_init, "cap": cap}, out, calibration)
+                       "data_dir": data_dir, "download": download, "skip_md5": skip_md5, "progress": not quiet}
+    ckpt = convert_checkpoint(checkpoint, {**settings, "v_init": v_init, "cap": cap}, out, calibration)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
     cap_text = f", K={c['cap']}" if c.get("cap") else ""
@@ -187,8 +147,8 @@ def convert_cmd(checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold,
 
 
 @cli.command("export-nir")
-@click.option("--checkpoint", required=True, help="SNN checkpoint from `ann2snn convert`.")
-@click.option("--out", required=True, help="NIR file to write (HDF5, e.g. model.nir).")
+@click.option("--checkpoint", type=T.CHECKPOINT, required=True, help="SNN checkpoint from `ann2snn convert`.")
+@click.option("--out", type=T.OUT_FILE, required=True, help="NIR file to write (HDF5, e.g. model.nir).")
 @claims_out("file")
 def export_nir_cmd(checkpoint, out):
     """Write a converted SNN as a NIR graph (needs the nir extra: pip install -e '.[nir]')."""
@@ -209,11 +169,11 @@ def export_nir_cmd(checkpoint, out):
 
 
 @cli.command("sweep")
-@click.option("--checkpoint", "checkpoints", multiple=True, required=True,
+@click.option("--checkpoint", "checkpoints", type=T.CHECKPOINT, multiple=True, required=True,
               help="SNN checkpoint (repeat for several); or an ANN checkpoint together with --neuron.")
 @click.option("--T", "T_text", default="4,16,64,128", show_default=True, help="Time steps to report.")
-@click.option("--neuron", "neurons", multiple=True,
-              help="For ANN checkpoints: convert in memory to if | mbif | mbif:M+N (repeatable).")
+@click.option("--neuron", "neurons", type=T.NeuronSpec(("if", "mbif")), multiple=True,
+              help="For ANN checkpoints: convert in memory to NAME[:M+N], i.e. if, mbif or mbif:M+N (repeatable).")
 @click.option("--v-init", "v_inits", multiple=True, type=click.Choice(["half-lsb", "half-threshold", "zero"]),
               help="For ANN checkpoints: v_init(s) to convert with (repeatable; default half-lsb).")
 @click.option("--cap", "caps", multiple=True,
@@ -225,9 +185,10 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="For ANN checkpoints: fold each BatchNorm into the conv before it first.")
-@data_options
+@data_options()
 @click.option("--batch-size", type=T.BATCH, default=500, show_default=True)
-@click.option("--subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--subset", type=T.IMAGES, default=None, show_default="all",
+              help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--ops/--no-ops", default=True, show_default=True,
               help="Count synaptic events, bit-plane accumulates and energy per image at each T (sweep_ops.csv).")
 @click.option("--diagnostics", is_flag=True,
@@ -249,9 +210,8 @@ def export_nir_cmd(checkpoint, out):
                    "for CUDA). float32 results may then differ from the default layout's by a rare spike.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
-@device_options
-@click.option("--out", required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@compute_options()
+@click.option("--out", type=T.OUT_DIR, required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.pass_context
 @flag_errors
 def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time_chunk_text, out, quiet, **options):
@@ -278,6 +238,39 @@ cli.add_command(eval_snn_cmd)
 cli.add_command(ablate_cmd)
 
 
+def _first_clause(text: str | None) -> str:
+    """The help text's first sentence, lower-cased and without its full stop ("Time steps to report." →
+    "time steps to report")."""
+    first = (text or "").split(". ")[0].split(" (")[0].strip().rstrip(".")
+    return first[:1].lower() + first[1:]
+
+
+def no_such_option_message(error: click.NoSuchOption) -> str:
+    """Click's message (with its "Did you mean" for a near miss in the same command), plus the other
+    commands that take the option, e.g. ``No such option: --T. `ann2snn sweep` takes --T (time steps
+    to report).`` on one line. Hidden (deprecated) options are not suggested."""
+    name = error.option_name
+    here = error.ctx.command if error.ctx is not None else None
+    having = []
+    for command_name, command in cli.commands.items():
+        if command is here:
+            continue
+        for p in command.params:
+            if isinstance(p, click.Option) and not p.hidden and name in (*p.opts, *p.secondary_opts):
+                having.append((command_name, p))
+                break
+    message = error.format_message()
+    if not having:
+        return message
+    message = message if message.endswith((".", "?", ")")) else message + "."
+    if len(having) == 1:
+        command_name, p = having[0]
+        clause = _first_clause(p.help)
+        return f"{message} `ann2snn {command_name}` takes {name}" + (f" ({clause})." if clause else ".")
+    names = [f"`ann2snn {c}`" for c, _ in having]
+    return f"{message} {', '.join(names[:-1])} and {names[-1]} take {name}."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for any user error, printed on one line)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -291,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
+    except click.NoSuchOption as e:  # a mistyped option: also name the commands that have it
+        click.echo(f"Error: {no_such_option_message(e)}", err=True)
+        return 2
     except click.ClickException as e:
         click.echo(f"Error: {e.format_message()}", err=True)
         return 2
@@ -300,9 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"Error: {to_flags(str(e))}", err=True)
         return 2
     finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():  # a torchrun process group (ann2snn.plumbing.distributed)
+        dist = sys.modules.get("torch.distributed")  # never imported by completion, --help or --version
+        if dist is not None and dist.is_available() and dist.is_initialized():  # a torchrun process group
             dist.destroy_process_group()
     return 0
 

@@ -13,11 +13,15 @@ from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
 from ann2snn.cli.errors import flag_errors
-from ann2snn.plumbing.data import default_data_dir
+from ann2snn.cli.options import compute_options, data_options, neuron_from_flags, old_bits_options
+
+#: where train-snn and eval-snn read their data
+FOLDERS = "cifar-10-batches-py/, cifar-100-python/ or DvsGesture/"
+AMP_HELP = "bf16: convolutions in bfloat16 autocast; membrane potentials stay float32."
 
 
 #: train-snn's options that an ablation shares across all its rows (everything but the neuron,
-#: its bits, --ic, --seed and the run-folder flags)
+#: its bits, --ic, --seed, the run-folder flags and compute_options: --threads, --device, --amp, --quiet)
 SHARED_OPTIONS = [
     click.option("--arch", type=click.Choice(["resnet20", "resnet18"]), default="resnet20", show_default=True,
                   help="Spiking CIFAR ResNet (the seed's Table 3 uses ResNet-20)."),
@@ -25,37 +29,31 @@ SHARED_OPTIONS = [
                   show_default=True,
                   help="dvs-gesture: IBM's DvsGesture release (AEDAT 3.1) in <data-dir>/DvsGesture, as T event frames "
                        "(the seed's settings: --T 40 --v-th 1 --weight-decay 1e-3 --batch-size 32)."),
-    click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
-                  help="Folder holding cifar-10-batches-py/, cifar-100-python/ or DvsGesture/."),
-    click.option("--dvs-size", type=T.upto(4096), default=128, show_default=True,
+    data_options(FOLDERS),
+    click.option("--dvs-size", type=T.counts(4096), default=128, show_default=True,
                   help="dvs-gesture frame side: 128, or a divisor of it (pixels pooled 128/size per side)."),
-    click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online)."),
-    click.option("--skip-md5", is_flag=True,
-                  help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies."),
     click.option("--reset", type=click.Choice(["hard", "subtract"]), default="hard", show_default=True,
                   help="hard: potential to 0 after any spike (the seed's). subtract: minus k·V_th·2^-n."),
-    click.option("--T", "T", type=T.upto(10_000), default=4, show_default=True, help="Time steps (accuracy is reported at every t <= T)."),
-    click.option("--tau", type=T.floats(None, 1e6), default=4.0, show_default=True, help="Membrane time constant; leak 1 - 1/tau."),
-    click.option("--v-th", type=T.floats(None, 1e6), default=0.6, show_default=True, help="Threshold V_th."),
-    click.option("--surrogate-alpha", type=T.floats(None, 1e6), default=2.0, show_default=True,
+    click.option("--T", "T", type=T.STEPS, default=4, show_default=True, help="Time steps (accuracy is reported at every t <= T)."),
+    click.option("--tau", type=T.floats(1, 1e6), default=4.0, show_default=True, help="Membrane time constant; leak 1 - 1/tau."),
+    click.option("--v-th", type=T.floats(0, 1e6, lo_open=True), default=0.6, show_default=True, help="Threshold V_th."),
+    click.option("--surrogate-alpha", type=T.floats(0, 1e6, lo_open=True), default=2.0, show_default=True,
                   help="Sharpness of the per-level arctan surrogate (half width 2/(pi·alpha) quanta)."),
     click.option("--detach-reset/--no-detach-reset", default=True, show_default=True,
                   help="Keep the reset out of the gradient."),
     click.option("--epochs", type=T.EPOCHS, default=100, show_default=True),
     click.option("--batch-size", type=T.BATCH, default=64, show_default=True),
     click.option("--lr", type=T.LR, default=0.1, show_default=True),
-    click.option("--momentum", type=float, default=0.9, show_default=True),
+    click.option("--momentum", type=T.MOMENTUM, default=0.9, show_default=True),
     click.option("--weight-decay", type=T.WEIGHT_DECAY, default=1e-4, show_default=True),
     click.option("--width", type=T.WIDTH, default=None,
                   help="Channel width multiplier [default: 4 for resnet20 (64/128/256 channels), 1 for resnet18]."),
-    click.option("--subset", type=T.IMAGES, default=None, help="Train on a fixed, seeded, class-balanced subset of N images."),
-    click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images."),
+    click.option("--subset", type=T.SAMPLES, default=None, show_default="all",
+                  help="Train on a fixed, seeded, class-balanced subset of N images (or recordings)."),
+    click.option("--test-subset", type=T.SAMPLES, default=None, show_default="all",
+                  help="Evaluate on a fixed class-balanced subset of N test images (or recordings)."),
     click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default=None,
                   help="[default: crop-flip for CIFAR, none for dvs-gesture (the only choice there)]"),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-                  help="auto = cuda if available, else cpu. Under torchrun each process takes cuda:LOCAL_RANK."),
-    click.option("--amp", type=click.Choice(["none", "bf16"]), default="none", show_default=True,
-                  help="bf16: convolutions in bfloat16 autocast; membrane potentials stay float32."),
     click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
                   help="Run each neuron's T steps as one compiled kernel forward and one backward (torch.compile; "
                        "the same spikes and gradients, with the reset detached). About 10 s to compile on first use. "
@@ -72,24 +70,28 @@ def shared_options(f):
 
 
 @click.command("train-snn", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--neuron", type=click.Choice(["lif", "mblif"]), default="mblif", show_default=True,
-              help="lif = MBLIF 1+0 (binary spikes). mblif sends counts·2^-n with --int-bits m, --frac-bits n.")
-@click.option("--int-bits", type=int, default=None, help="m (mblif; default 2, the seed's best 2+1).")
-@click.option("--frac-bits", type=int, default=None, help="n (mblif; default 1).")
+@click.option("--neuron", type=T.NeuronSpec(("lif", "mblif")), default="mblif", show_default=True,
+              help="lif (1+0, binary spikes), mblif (2+1, the seed's best) or mblif:M+N (spikes of "
+                   "counts·2^-N with M integer and N fractional bits, e.g. mblif:2+1).")
+@old_bits_options
 @click.option("--ic/--no-ic", default=True, show_default=True,
               help="The seed's interlaminar connection (1x1 conv + BN + ECA) in every residual block.")
 @shared_options
 @click.option("--seed", type=T.SEED, default=0, show_default=True)
-@click.option("--out", required=True, help="Run folder (checkpoint.pt, metrics.csv, accuracy.csv/.md/.json).")
+@compute_options(amp_help=AMP_HELP)
+@click.option("--out", type=T.OUT_DIR, required=True,
+              help="Run folder (checkpoint.pt, metrics.csv, accuracy.csv/.md/.json).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 @claims_out("dir")
-def train_snn_cmd(ctx, out, resume, quiet, **options):
+def train_snn_cmd(ctx, out, resume, quiet, neuron, int_bits, frac_bits, **options):
     """Directly train a spiking ResNet (LIF / MBLIF, optional interlaminar connection); checkpoint every epoch."""
-    from ann2snn.pipelines.train_snn import resolve_config, train_snn
+    from ann2snn.pipelines.train_snn import DEFAULT_MBLIF_BITS, resolve_config, train_snn
 
-    explicit = {k for k in options if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    settings, neuron_explicit = neuron_from_flags(ctx, neuron, int_bits, frac_bits, ("lif", "mblif"),
+                                                  DEFAULT_MBLIF_BITS)
+    explicit = {k for k in options if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE} | neuron_explicit
+    options = {**settings, **options}
     if not resume:
         resolve_config(options)  # refuse bad flags before touching --out or the data
     path = train_snn(options, out, resume=resume, explicit=explicit, progress=not quiet)
@@ -97,18 +99,14 @@ def train_snn_cmd(ctx, out, resume, quiet, **options):
 
 
 @click.command("eval-snn", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", required=True, help="A train-snn run folder or its checkpoint.pt.")
+@click.option("--checkpoint", type=T.CHECKPOINT, required=True, help="A train-snn run folder or its checkpoint.pt.")
 @click.option("--T", "T_text", default="1,2,4", show_default=True,
               help="Time steps to report (one run of the largest gives every t up to it).")
-@click.option("--data-dir", default=default_data_dir, show_default="$ANN2SNN_DATA or ./data",
-              help="Folder holding cifar-10-batches-py/, cifar-100-python/ or DvsGesture/.")
-@click.option("--download", is_flag=True, help="Fetch the dataset with torchvision if missing (online).")
-@click.option("--skip-md5", is_flag=True,
-              help="Load dataset files that fail torchvision's MD5 check (logged). Needed for re-packed copies.")
-@click.option("--test-subset", type=T.IMAGES, default=None, help="Evaluate on a fixed class-balanced subset of N test images.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--out", default=None, help="Folder for accuracy.csv/.md/.json (optional).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@data_options(FOLDERS)
+@click.option("--test-subset", type=T.SAMPLES, default=None, show_default="all",
+              help="Evaluate on a fixed class-balanced subset of N test images (or recordings).")
+@compute_options(amp=False, torchrun=False)
+@click.option("--out", type=T.OUT_DIR, default=None, help="Folder for accuracy.csv/.md/.json (optional).")
 @click.pass_context
 @flag_errors
 def eval_snn_cmd(ctx, checkpoint, T_text, out, quiet, **options):

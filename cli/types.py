@@ -1,8 +1,11 @@
-"""Checked numeric option types: every number a command takes has a range, tested before any work.
+"""Checked option types: every value a command takes is tested by its option, before any work.
 
 ``ints(lo, hi)`` is ``click.IntRange`` (so a 20-digit number is refused, not an overflow later).
 ``floats(lo, hi, ...)`` also refuses nan and ±inf, which ``click.FloatRange`` lets through.
-Both give click's one-line error (exit 2): ``Invalid value for '--width': ...``.
+:class:`Count` is ``--subset`` / ``--test-subset``: a number N >= 1 or ``all``. :class:`NeuronSpec`
+and :class:`Bits` are the neuron grammar ``NAME[:M+N]`` and bits ``M+N`` (:mod:`ann2snn.ann.spec`).
+Paths are ``click.Path`` (:data:`CHECKPOINT`, :data:`OUT_FILE`, :data:`OUT_DIR`, :data:`DATA_DIR`).
+All give a one-line error (exit 2): ``Invalid value for '--width': ...``.
 """
 
 from __future__ import annotations
@@ -47,17 +50,125 @@ def floats(lo: float | None, hi: float, lo_open: bool = False, hi_open: bool = F
     return Floats(lo, hi, lo_open, hi_open)
 
 
-def upto(hi: int) -> click.IntRange:
-    """A whole number <= ``hi``; the lower end is checked by the command, with its own message."""
-    return click.IntRange(max=hi)
+def counts(hi: int) -> click.IntRange:
+    """A whole number from 1 to ``hi`` (batch sizes, epochs, time steps, ...)."""
+    return click.IntRange(1, hi)
+
+
+class Count(click.ParamType):
+    """``--subset`` / ``--test-subset``: a number N of images (or samples) from 1 to ``hi``, or ``all``
+    (converted to None, which every library function reads as the whole split). 0 is refused: leave
+    the option out, or write ``all``."""
+
+    name = "count"
+
+    def __init__(self, noun: str = "images", hi: int = 10_000_000):
+        self.noun, self.hi = noun, hi
+
+    def get_metavar(self, param, ctx=None) -> str:  # click < 8.2 passes only ``param``
+        return "N|all"
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            text = "all" if value is None else str(value)
+        else:
+            text = str(value).strip()
+        if text.lower() == "all":
+            return None
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            self.fail(f"must be a number of {self.noun} >= 1 or 'all', got {text}", param, ctx)
+        if int(text) > self.hi:
+            self.fail(f"{text} is more than {self.hi} {self.noun}", param, ctx)
+        return int(text)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem("all")] if "all".startswith(incomplete) else []
+
+
+class SpecError(click.BadParameter):
+    """A bad neuron or bits spec: the library's message (which names the option) as it stands, one line."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _spec_error(e, option: str, value) -> SpecError:
+    from ann2snn.cli.errors import to_flags
+
+    message = to_flags(str(e))
+    if repr(str(value)) not in message:  # a range error (check_bits) names no option: say which
+        message = f"{option} {value}: {message}"
+    return SpecError(message)
+
+
+class NeuronSpec(click.ParamType):
+    """A neuron written ``NAME[:M+N]`` (``names`` = (binary, multi-bit), e.g. ``("if", "mbif")``),
+    checked with :func:`ann2snn.ann.spec.parse_neuron`; the value stays the text as written (stripped)."""
+
+    name = "neuron"
+
+    def __init__(self, names: tuple[str, str]):
+        self.names = names
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "NAME[:M+N]"
+
+    def convert(self, value, param, ctx):
+        from ann2snn.ann.spec import parse_neuron
+        from ann2snn.plumbing.errors import UserError
+
+        try:
+            parse_neuron(value, self.names, "neuron")
+        except UserError as e:
+            raise _spec_error(e, "--neuron", value) from None
+        return str(value).strip()
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n) for n in self.names if n.startswith(incomplete)]
+
+
+class Bits(click.ParamType):
+    """Bits written ``M+N`` (``1+3``) → ``(M, N)``, checked with :func:`ann2snn.ann.spec.parse_bits`."""
+
+    name = "bits"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "M+N"
+
+    def convert(self, value, param, ctx):
+        from ann2snn.ann.spec import parse_bits
+        from ann2snn.plumbing.errors import UserError
+
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_bits(value, "bits")
+        except UserError as e:
+            raise _spec_error(e, "--bits", value) from None
 
 
 #: upper bounds shared by several commands (each far above any real run, below what overflows)
-EPOCHS = upto(100_000)
-BATCH = upto(1_000_000)
-IMAGES = upto(10_000_000)
+EPOCHS = counts(100_000)
+BATCH = counts(1_000_000)
+IMAGES = Count("images")
+SAMPLES = Count("samples")  # train-snn: CIFAR images or DVS recordings
 SEED = ints(0, 2**32 - 1)
-LR = floats(None, 1e6)
-WEIGHT_DECAY = floats(None, 1e3)
-WIDTH = floats(None, 64)
-CALIB = upto(100_000)
+LR = floats(0, 1e6, lo_open=True)
+MOMENTUM = floats(0, 1, hi_open=True)
+WEIGHT_DECAY = floats(0, 1e3)
+WIDTH = floats(0, 64, lo_open=True)
+CALIB = counts(100_000)
+STEPS = counts(10_000)  # time steps T of a training run
+
+#: an existing checkpoint file or run folder
+CHECKPOINT = click.Path(exists=True)
+#: a file to write (an existing folder there is refused)
+OUT_FILE = click.Path(dir_okay=False)
+#: a folder to write into (an existing file there is refused)
+OUT_DIR = click.Path(file_okay=False)
+#: the data folder (it may not exist yet: the data check says how to get the data)
+DATA_DIR = click.Path(file_okay=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,11 @@ def common(fake_cifar, **extra):
 
 
 def test_rows_are_the_seeds_table3():
-    assert list(ROWS) == ["lif", "lif+ic", "mblif2+0", "mblif1+1", "mblif2+1", "mblif2+1+ic"]
+    assert list(ROWS) == ["lif", "lif+ic", "mblif:2+0", "mblif:1+1", "mblif:2+1", "mblif:2+1+ic"]
     configs = {row: cfg for row, _, cfg in run_configs({"width": 0.25}, parse_rows("all"), [0])}
     got = {row: (c["int_bits"], c["frac_bits"], c["ic"]) for row, c in configs.items()}
-    assert got == {"lif": (1, 0, False), "lif+ic": (1, 0, True), "mblif2+0": (2, 0, False),
-                   "mblif1+1": (1, 1, False), "mblif2+1": (2, 1, False), "mblif2+1+ic": (2, 1, True)}
+    assert got == {"lif": (1, 0, False), "lif+ic": (1, 0, True), "mblif:2+0": (2, 0, False),
+                   "mblif:1+1": (1, 1, False), "mblif:2+1": (2, 1, False), "mblif:2+1+ic": (2, 1, True)}
     # every other setting is shared
     shared = [{k: v for k, v in c.items() if k not in ("neuron", "int_bits", "frac_bits", "ic")}
               for c in configs.values()]
@@ -34,9 +35,10 @@ def test_rows_are_the_seeds_table3():
 
 @pytest.mark.parametrize("text,msg", [
     ("lif,foo", "unknown ablation row 'foo'"), ("lif,lif", "names a row twice"), ("", "unknown ablation row ''"),
+    ("mblif:2+1,mblif2+1", "names a row twice"), ("mblif:3+1", "unknown ablation row 'mblif:3+1'"),
 ])
 def test_parse_rows_errors(text, msg):
-    with pytest.raises(UserError, match=msg):
+    with pytest.raises(UserError, match=re.escape(msg)):
         parse_rows(text)
 
 
@@ -47,7 +49,10 @@ def test_parse_seeds_errors(text):
 
 
 def test_parse_ok():
-    assert parse_rows("mblif2+1+ic, lif") == ["mblif2+1+ic", "lif"]
+    assert parse_rows("mblif:2+1+ic, lif") == ["mblif:2+1+ic", "lif"]
+    # the names from before the neuron grammar NAME[:M+N] are read as the same rows
+    assert parse_rows("mblif2+1+ic,mblif2+0,mblif1+1,mblif2+1") == ["mblif:2+1+ic", "mblif:2+0", "mblif:1+1",
+                                                                     "mblif:2+1"]
     assert parse_seeds("3,0") == [3, 0]
 
 
@@ -58,7 +63,7 @@ def test_common_settings_may_not_set_row_keys():
 
 def test_ablation_table_means_and_resume(tmp_path, fake_cifar):
     out = str(tmp_path / "abl")
-    rows, seeds = ["lif", "mblif2+1+ic"], [0, 1]
+    rows, seeds = ["lif", "mblif:2+1+ic"], [0, 1]
     # a run cut off after epoch 1 of 2 is reported as not finished and left out of the means
     run_ablation(common(fake_cifar, epochs=2), rows, seeds, out, progress=False, stop_after=1)
     md = open(os.path.join(out, "ablation.md")).read()
@@ -98,29 +103,39 @@ def test_a_clashing_folder_is_refused_before_anything_trains(tmp_path, fake_cifa
     out = str(tmp_path / "abl")
     run_ablation(common(fake_cifar), ["lif"], [0], out, progress=False)
     with pytest.raises(UserError, match="with `T` = 2, not 3"):
-        run_ablation(common(fake_cifar, T=3), ["mblif2+0", "lif"], [0], out, progress=False)
-    assert not os.path.exists(run_dir(out, "mblif2+0", 0))  # nothing new was trained
+        run_ablation(common(fake_cifar, T=3), ["mblif:2+0", "lif"], [0], out, progress=False)
+    assert not os.path.exists(run_dir(out, "mblif:2+0", 0))  # nothing new was trained
 
 
 def test_cli(tmp_path, fake_cifar):
     out = tmp_path / "abl"
-    args = ["--rows", "lif,mblif1+1", "--seeds", "0", "--data-dir", fake_cifar, "--skip-md5", "--width", "0.25",
+    args = ["--rows", "lif,mblif:1+1", "--seeds", "0", "--data-dir", fake_cifar, "--skip-md5", "--width", "0.25",
             "--T", "2", "--epochs", "1", "--batch-size", "25", "--quiet", "--out", str(out)]
     result = CliRunner().invoke(ablate_cmd, args)
     assert result.exit_code == 0, result.output
     assert "ablation table:" in result.output
-    assert list(pd.read_csv(out / "ablation.csv")["row"]) == ["lif", "mblif1+1"]
+    assert list(pd.read_csv(out / "ablation.csv")["row"]) == ["lif", "mblif:1+1"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["lif-seed0", "mblif1+1-seed0"]  # no colon
 
 
 @pytest.mark.parametrize("flags,msg", [
     (["--rows", "lif,bad"], "unknown ablation row 'bad'"),
     (["--seeds", "x"], "--seeds must be distinct"),
-    (["--T", "0"], "--T must be a whole number >= 1"),
-    (["--width", "-1"], "--width must be > 0"),
+    (["--dataset", "dvs-gesture", "--augment", "crop-flip"], "--augment crop-flip is for CIFAR"),
 ])
 def test_cli_rejects_bad_input_before_writing(tmp_path, flags, msg):
     result = CliRunner().invoke(ablate_cmd, [*flags, "--out", str(tmp_path / "abl"), "--quiet"])
     assert isinstance(result.exception, UserError) and msg in str(result.exception)
+    assert not os.path.exists(tmp_path / "abl")
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--T", "0"], "Invalid value for '--T': 0 is not in the range 1<=x<=10000"),
+    (["--width", "-1"], "Invalid value for '--width': -1 is not in the range 0 < x <= 64"),
+])
+def test_cli_option_types_refuse_before_writing(tmp_path, flags, msg):
+    result = CliRunner().invoke(ablate_cmd, [*flags, "--out", str(tmp_path / "abl"), "--quiet"])
+    assert result.exit_code == 2 and msg in result.output
     assert not os.path.exists(tmp_path / "abl")
 
 

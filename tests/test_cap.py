@@ -110,8 +110,9 @@ def test_settings_store_the_cap_only_when_it_binds():
         neuron_settings("if", cfg, cap="theta")
 
 
-@pytest.mark.parametrize("levels,hint", [(1, "--neuron if"), (2, "--frac-bits 1 --cap 2"), (4, "--frac-bits 2 --cap 4"),
-                                         (8, "--frac-bits 3 --cap 8"), (3, None), (6, None)])
+@pytest.mark.parametrize("levels,hint", [(1, "--neuron if"), (2, "--neuron mbif:1+1 --cap 2"),
+                                         (4, "--neuron mbif:1+2 --cap 4"), (8, "--neuron mbif:1+3 --cap 8"), (3, None),
+                                         (6, None)])
 def test_exact_neuron_hint(levels, hint):
     got = exact_neuron_hint({"activation": "qcfs", "levels": levels})
     assert (got is None) if hint is None else (hint in got)
@@ -170,10 +171,10 @@ def test_cli_cap_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err
         assert not out.exists()
-    assert main(["convert", "--checkpoint", str(path), "--neuron", "mbif", "--frac-bits", "2", "--cap", "4",
+    assert main(["convert", "--checkpoint", str(path), "--neuron", "mbif:1+2", "--cap", "4",
                  "--out", str(tmp_path / "ok.pt")]) == 0
     printed = capsys.readouterr().out
-    assert "K=4" in printed and "--frac-bits 2 --cap 4" in printed
+    assert "K=4" in printed and "--neuron mbif:1+2 --cap 4" in printed
     assert main(["sweep", "--checkpoint", str(path), "--neuron", "if", "--cap", "theta", "--T", "2",
                  "--out", str(tmp_path / "sw")]) == 2
     assert "drop --cap" in capsys.readouterr().err

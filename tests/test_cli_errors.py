@@ -100,8 +100,9 @@ def test_unknown_arch(capsys, tmp_path):
     (["train-ann", "--epoch", "3", "--out", "x"], ["No such option", "--epoch", "--epochs"]),
     (["train-ann", "--lr", "abc", "--out", "x"], ["--lr", "'abc'", "not a valid float"]),
     (["train-ann", "--arch", "vgg16"], ["Missing option", "--out"]),
-    (["convert", "--checkpoint", "a.pt", "--out", "b.pt", "--v-init", "half"], ["--v-init", "'half'"]),
-    (["convert", "--checkpoint", "a.pt", "--out", "b.pt", "--neuron", "lif"], ["--neuron", "'lif'"]),
+    # (click checks options in command-line order: the bad value comes before the missing a.pt)
+    (["convert", "--v-init", "half", "--checkpoint", "a.pt", "--out", "b.pt"], ["--v-init", "'half'"]),
+    (["convert", "--neuron", "lif", "--checkpoint", "a.pt", "--out", "b.pt"], ["--neuron", "'lif'", "NAME[:M+N]"]),
     (["trian-ann"], ["No such command", "trian-ann"]),
 ], ids=["typo-option", "non-float", "missing-out", "bad-v-init", "bad-neuron", "typo-command"])
 def test_click_usage_errors_are_one_line(capsys, tmp_path, monkeypatch, argv, fragments):
@@ -158,8 +159,7 @@ def test_convert_bits_out_of_range(capsys, tmp_path, ckpts, flags, fragments):
 def test_convert_accepts_the_widest_bits(capsys, tmp_path, ckpts):
     """Control for the cases above: 8+8 (m+n = 16) is the largest allowed format, and it converts."""
     out = tmp_path / "snn16.pt"
-    code, stdout, err = run_cli(capsys, ["convert", "--checkpoint", ckpts.ann, "--neuron", "mbif",
-                                         "--int-bits", "8", "--frac-bits", "8", "--out", out])
+    code, stdout, err = run_cli(capsys, ["convert", "--checkpoint", ckpts.ann, "--neuron", "mbif:8+8", "--out", out])
     assert (code, err) == (0, "")
     assert f"({N_SITES} neurons, MBIF 8+8, v_init half-lsb)" in stdout
     ckpt = load_checkpoint(str(out), kind="snn")
@@ -199,24 +199,24 @@ def test_lambda_init_parser_accepts_good_values():
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
-    (["--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),
-    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+    (["--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range 1<=x<=100000"),
+    (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range 1<=x<=1000000"),
+    (["--lr", "0"], "Invalid value for '--lr': 0 is not in the range 0 < x <= 1e+06"),
     (["--lr", "nan"], "Invalid value for '--lr': nan is not a finite number"),
     (["--lr", "inf"], "Invalid value for '--lr': inf is not a finite number"),
-    (["--lr", "1e30"], "Invalid value for '--lr': 1e30 is not in the range x <= 1e+06"),
-    (["--levels", "99999999999999999999"], "Invalid value for '--levels' / '-L': 99999999999999999999 is not in the range x<=65536"),
+    (["--lr", "1e30"], "Invalid value for '--lr': 1e30 is not in the range 0 < x <= 1e+06"),
+    (["--levels", "99999999999999999999"], "Invalid value for '--levels' / '-L': 99999999999999999999 is not in the range 1<=x<=65536"),
     (["--epochs", "99999999999999999999"], "Invalid value for '--epochs'"),
     (["--width", "1e9"], "Invalid value for '--width'"),
     (["--seed", "-1"], "Invalid value for '--seed'"),
     (["--subset", "99999999999999999999"], "Invalid value for '--subset'"),
-    (["--weight-decay", "-0.1"], "--weight-decay must be a finite number >= 0, got -0.1"),
+    (["--weight-decay", "-0.1"], "Invalid value for '--weight-decay': -0.1 is not in the range 0 <= x <= 1000"),
     (["--weight-decay", "nan"], "Invalid value for '--weight-decay': nan is not a finite number"),
-    (["--momentum", "1"], "--momentum must be in [0, 1), got 1.0"),
+    (["--momentum", "1"], "Invalid value for '--momentum': 1 is not in the range 0 <= x < 1"),
     (["--device", "tpu"], "Invalid value for '--device'"),
     (["--amp", "fp8"], "Invalid value for '--amp'"),
-    (["--width", "0"], "--width must be > 0, got 0.0"),
-    (["--levels", "0"], "--levels must be a whole number >= 1, got 0"),
+    (["--width", "0"], "Invalid value for '--width': 0 is not in the range 0 < x <= 64"),
+    (["--levels", "0"], "Invalid value for '--levels' / '-L': 0 is not in the range 1<=x<=65536"),
 ])
 def test_bad_training_settings(capsys, tmp_path, flags, fragment):
     out = tmp_path / "run"
@@ -341,10 +341,11 @@ def test_sweep_refuses_neuron_flags_for_snn_checkpoints(capsys, tmp_path, ckpts)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("spec", ["mbif:1+", "if:1+0", "lif", "mbif:a+b", "mbif:1-3", "mbif:²+1"])
+@pytest.mark.parametrize("spec", ["mbif:1+", "if:1+3", "if:2+0", "lif", "mbif:a+b", "mbif:1-3", "mbif:²+1", "mbif:"])
 def test_sweep_bad_neuron_spec(capsys, tmp_path, ckpts, spec):
     assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.ann, "--neuron", spec, "--out", tmp_path / "s"],
                       "bad --neuron", repr(spec))
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "abc", "²", "1.5"])
@@ -363,7 +364,7 @@ def test_sweep_on_a_missing_gpu(capsys, tmp_path, ckpts):
 
 def test_sweep_bad_batch_size(capsys, tmp_path, ckpts):
     assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.snn, "--batch-size", "0", "--out", tmp_path / "s"],
-                      "--batch-size must be >= 1, got 0")
+                      "Invalid value for '--batch-size': 0 is not in the range 1<=x<=1000000")
 
 
 def test_plain_state_dict_is_not_a_checkpoint(capsys, tmp_path, ckpts):
@@ -385,7 +386,7 @@ def test_corrupt_checkpoint(capsys, tmp_path, ckpts, which, command):
 def test_nonexistent_checkpoint(capsys, tmp_path, command):
     path = str(tmp_path / "no" / "such.pt")
     assert_user_error(capsys, [command, "--checkpoint", path, "--out", tmp_path / "out"],
-                      f"checkpoint {path} does not exist")
+                      f"Invalid value for '--checkpoint': Path '{path}' does not exist")
     assert os.listdir(tmp_path) == []
 
 

@@ -261,7 +261,8 @@ def test_cli_refuses_measured_flags_without_checkpoint():
     result = invoke(["--T", "8", "--layer", "act1"])
     assert isinstance(result.exception, UserError)
     assert "--layer" in str(result.exception) and "--T" in str(result.exception)
-    assert isinstance(invoke(["--v-th", "0"]).exception, UserError)
+    result = invoke(["--v-th", "0"])
+    assert result.exit_code == 2 and "Invalid value for '--v-th': 0 is not in the range 0 < x <= 1e+06" in result.output
 
 
 @pytest.fixture(scope="module")
@@ -294,5 +295,9 @@ def test_cli_measured_mode(tmp_path, ann_checkpoint):
     assert isinstance(result.exception, UserError)
     assert "layers.0.0.act1" in str(result.exception) and "\n" not in str(result.exception)
     assert result.output == ""  # checked before anything is printed
-    for bad in (["--T", 0], ["--batch-size", 0], ["--subset", -1]):
-        assert isinstance(invoke(args + bad).exception, UserError), bad
+    for bad, msg in ((["--T", 0], "Invalid value for '--T': 0 is not in the range 1<=x<=1000000"),
+                     (["--batch-size", 0], "Invalid value for '--batch-size': 0 is not in the range 1<=x<=1000000"),
+                     (["--subset", -1], "Invalid value for '--subset': must be a number of images >= 1 or 'all'"),
+                     (["--subset", 0], "Invalid value for '--subset': must be a number of images >= 1 or 'all'")):
+        result = invoke(args + bad)
+        assert result.exit_code == 2 and msg in result.output, bad

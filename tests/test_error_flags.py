@@ -128,8 +128,9 @@ def test_the_cli_prints_flags(capsys):
 def test_a_command_run_on_its_own_raises_flags(tmp_path):
     from ann2snn.cli.train_snn import train_snn_cmd
 
-    result = CliRunner().invoke(train_snn_cmd, ["--tau", "0.5", "--out", str(tmp_path / "r")])
-    assert isinstance(result.exception, UserError) and str(result.exception).startswith("--tau must be >= 1")
+    result = CliRunner().invoke(train_snn_cmd, ["--dataset", "dvs-gesture", "--augment", "crop-flip",
+                                                "--out", str(tmp_path / "r")])
+    assert isinstance(result.exception, UserError) and str(result.exception).startswith("--augment crop-flip is for CIFAR")
 
 
 def test_flag_errors_keeps_the_exception():

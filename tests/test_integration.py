@@ -130,7 +130,7 @@ def test_qcfs_identity_at_T1_with_the_cap_on_real_images(cifar10_dir, tmp_path, 
            "data_dir": cifar10_dir, "activation": "qcfs", "levels": 4}
     path = train_ann(cfg, str(tmp_path / arch), progress=False)
     ann, ckpt = load_ann(path)
-    assert exact_neuron_hint(ckpt["config"]) == "--neuron mbif --int-bits 1 --frac-bits 2 --cap 4 --v-init half-lsb"
+    assert exact_neuron_hint(ckpt["config"]) == "--neuron mbif:1+2 --cap 4 --v-init half-lsb"
     settings = neuron_settings("mbif", ckpt["config"], 1, 2, cap=4)
     with torch.no_grad():
         logits = ann(images)

@@ -351,19 +351,10 @@ def test_cli_rejects_out_of_range_numbers_before_any_work(tmp_path, capsys, flag
 # ---------------------------------------------------------------- the train-snn command
 @pytest.mark.parametrize("flags,msg", [
     (["--neuron", "lif", "--int-bits", "2"], "--neuron lif is MBLIF 1+0; it cannot take --int-bits 2 (use"),
-    (["--T", "0"], "--T must be a whole number >= 1"),
-    (["--tau", "0.5"], "--tau must be >= 1"),
-    (["--v-th", "-0.6"], "--v-th must be a positive number"),
-    (["--v-th", "0"], "--v-th must be a positive number"),
     (["--int-bits", "0", "--frac-bits", "0"], "bad bit widths m=0, n=0"),
-    (["--int-bits", "5", "--frac-bits", "4"], "too many for direct training"),
-    (["--width", "0"], "--width must be > 0"),
-    (["--epochs", "0"], "--epochs must be a whole number >= 1"),
-    (["--lr", "0"], "--lr must be a finite number > 0"),
-    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
-    (["--momentum", "1.5"], "--momentum must be in [0, 1)"),
-    (["--surrogate-alpha", "0"], "--surrogate-alpha must be a positive number"),
-    (["--subset", "0"], "--subset must be a positive number of samples"),
+    (["--int-bits", "5", "--frac-bits", "4"], "--neuron mblif:5+4 has too many bits for direct training"),
+    (["--neuron", "mblif:5+4"], "--neuron mblif:5+4 has too many bits for direct training"),
+    (["--dataset", "dvs-gesture", "--augment", "crop-flip"], "--augment crop-flip is for CIFAR"),
 ])
 def test_cli_rejects_bad_settings(tmp_path, flags, msg):
     result = CliRunner().invoke(train_snn_cmd, [*flags, "--out", str(tmp_path / "run"), "--quiet"])
@@ -374,7 +365,29 @@ def test_cli_rejects_bad_settings(tmp_path, flags, msg):
 
 
 @pytest.mark.parametrize("flags,msg", [
-    (["--neuron", "if"], "Invalid value for '--neuron'"),
+    (["--T", "0"], "Invalid value for '--T': 0 is not in the range 1<=x<=10000"),
+    (["--tau", "0.5"], "Invalid value for '--tau': 0.5 is not in the range 1 <= x <= 1e+06"),
+    (["--v-th", "-0.6"], "Invalid value for '--v-th': -0.6 is not in the range 0 < x <= 1e+06"),
+    (["--v-th", "0"], "Invalid value for '--v-th': 0 is not in the range 0 < x <= 1e+06"),
+    (["--width", "0"], "Invalid value for '--width': 0 is not in the range 0 < x <= 64"),
+    (["--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range 1<=x<=100000"),
+    (["--lr", "0"], "Invalid value for '--lr': 0 is not in the range 0 < x <= 1e+06"),
+    (["--weight-decay", "-1"], "Invalid value for '--weight-decay': -1 is not in the range 0 <= x <= 1000"),
+    (["--momentum", "1.5"], "Invalid value for '--momentum': 1.5 is not in the range 0 <= x < 1"),
+    (["--surrogate-alpha", "0"], "Invalid value for '--surrogate-alpha': 0 is not in the range 0 < x <= 1e+06"),
+    (["--subset", "0"], "Invalid value for '--subset': must be a number of samples >= 1 or 'all', got 0"),
+    (["--neuron", "lif:2+1"], "bad --neuron 'lif:2+1': lif is mblif:1+0 (one-bit spikes); write lif, or mblif:2+1"),
+    (["--neuron", "mblif:0+0"], "--neuron mblif:0+0: bad bit widths m=0, n=0"),
+])
+def test_cli_option_types_refuse_bad_settings(tmp_path, flags, msg):
+    """The same checks in the options themselves: click's one-line usage error (exit 2), before any work."""
+    result = CliRunner().invoke(train_snn_cmd, [*flags, "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 2 and msg in result.output, result.output
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--neuron", "if"], "bad --neuron 'if'"),
     (["--arch", "vgg16"], "Invalid value for '--arch'"),
     (["--dataset", "mnist"], "Invalid value for '--dataset'"),
     (["--reset", "zero"], "Invalid value for '--reset'"),

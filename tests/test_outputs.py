@@ -33,8 +33,9 @@ def unwritable(tmp_path):
 
 @pytest.mark.parametrize("command", ["sweep", "train-ann", "convert"])
 def test_unwritable_out_is_refused_before_any_work(capsys, tmp_path, command):
-    """The checkpoint and the data folder do not exist: had the command opened either first, the error
-    would name it instead of --out."""
+    """The checkpoint is no checkpoint (--checkpoint only checks that the path exists) and the data folder
+    does not exist: had the command opened either first, the error would name it instead of --out."""
+    (tmp_path / "none.pt").write_bytes(b"not a checkpoint")
     out = unwritable(tmp_path)
     args = {"sweep": ["sweep", "--checkpoint", str(tmp_path / "none.pt"), "--T", "4"],
             "train-ann": TRAIN + ["--data-dir", str(tmp_path / "nodata")],

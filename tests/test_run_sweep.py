@@ -78,7 +78,7 @@ def test_each_checkpoint_is_read_once(qcfs_run, fake_cifar, tmp_path, monkeypatc
     ({"T": "0"}, "bad `T` list"), ({"T": [4, 0]}, "bad `T` list"), ({"T": 100_001}, "more than 100,000 steps"),
     ({"subset": 0}, "`subset` must be"), ({"batch_size": 0}, "`batch_size` must be"),
     ({"time_chunk": "0"}, "`time_chunk` must be"), ({"precision": "float16"}, "unknown `precision`"),
-    ({"neurons": ["lif"]}, "bad `neurons` item"), ({"neurons": ["if"], "caps": ["theta"]}, "drop `caps`"),
+    ({"neurons": ["lif"]}, "bad `neurons` 'lif'"), ({"neurons": ["if"], "caps": ["theta"]}, "drop `caps`"),
     ({"thresholds": ["median"]}, "threshold"), ({"time_chunk": 4}, "`time_chunk` > 1 runs without"),
     ({"fuse": "yes"}, "unknown `fuse`"), ({"amp": "fp16"}, "amp"), ({"T": [2, 4.5]}, r"bad `T` list \[2, 4.5\]"),
 ])

@@ -71,8 +71,9 @@ def test_sweep_option_errors(fake_cifar, tmp_path, capsys):
 
 
 def test_absurd_T_is_refused_before_any_work(tmp_path, capsys):
-    """The checkpoint does not exist: had the sweep opened it (or done anything later) first, the error
-    would name it instead of --T."""
+    """The checkpoint is no checkpoint (--checkpoint only checks that the path exists): had the sweep opened
+    it (or done anything later) first, the error would name it instead of --T."""
+    (tmp_path / "none.pt").write_bytes(b"not a checkpoint")
     for t in ("99999999999999999999", "100001", "1,2,100001"):
         assert main(["sweep", "--checkpoint", str(tmp_path / "none.pt"), "--T", t, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err

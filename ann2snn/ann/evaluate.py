@@ -10,7 +10,8 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from ann2snn.plumbing.progress import progress_bar
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
@@ -36,7 +37,7 @@ def evaluate_ann(model: nn.Module, batches: Iterable, progress: bool = False) ->
     model.eval()
     correct = total = 0
     dtype = model_dtype(model)
-    for x, y in tqdm(batches, desc="ANN", leave=False, disable=not progress):
+    for x, y in progress_bar(batches, desc="ANN", disable=not progress):
         correct += int((model(as_model_input(x, dtype)).argmax(1) == y).sum())
         total += len(y)
     return correct, total

@@ -24,6 +24,7 @@ from ann2snn.plumbing.device import autocast, check_amp, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, local_batch
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.progress import progress_bar
 
 DEFAULTS = {
     "arch": "vgg16", "dataset": "cifar10", "activation": "qcfs", "levels": 4, "int_bits": 1, "frac_bits": 3,
@@ -196,7 +197,7 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
         train.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss·n, correct, seen
-        bar = tqdm(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show, leave=False)
+        bar = progress_bar(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show)
         for step, (x, y) in enumerate(bar):
             with autocast(device, amp):
                 out = net(x)

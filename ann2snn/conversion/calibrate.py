@@ -136,12 +136,13 @@ def kth_percentile(values: torch.Tensor, p: float) -> float:
 
 @torch.no_grad()
 def calibrate_thresholds(model: nn.Module, batches, threshold: str, num_batches: int = 10,
-                         seed: int = 0) -> dict[str, float]:
+                         seed: int = 0, progress: bool = False) -> dict[str, float]:
     """θ for every activation site from ``num_batches`` batches of ``(x [B, 3, H, W], y)``.
 
     Sites are :class:`ReLUSite` and :class:`QuantClip` modules; each is measured on ``relu(input)``
     in eval mode. ``threshold`` is ``max`` or ``percentile:P``. A site that never sees a positive
-    value gets θ = 1.0 (it cannot fire either way), so no θ is 0.
+    value gets θ = 1.0 (it cannot fire either way), so no θ is 0. ``progress``: a progress bar over
+    the batches (:func:`ann2snn.plumbing.progress.progress_bar`).
 
     Raises:
         UserError: a bad ``threshold`` or ``num_batches < 1``.
@@ -167,13 +168,18 @@ def calibrate_thresholds(model: nn.Module, batches, threshold: str, num_batches:
         return fn
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in sites.items()]
+    from ann2snn.plumbing.progress import progress_bar
+
     with probe_pass(model, handles):
         seen = 0
+        bar = progress_bar(total=num_batches, desc="calibrate", unit="batch", disable=not progress)
         for x, _ in batches:
             model(x)
             seen += 1
+            bar.update(1)
             if seen >= num_batches:
                 break
+        bar.close()
     out = {}
     for name, parts in kept.items():
         values = torch.cat(parts)

@@ -14,13 +14,13 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.plumbing import fuse as fuse_mod
 from ann2snn.ann.quantizer import at_least_float32
 from ann2snn.ann.evaluate import as_model_input, model_dtype
 from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.progress import progress_bar
 
 
 def neurons_of(model: nn.Module) -> list[MultiBitIF]:
@@ -98,7 +98,7 @@ class _StepBar:
             steps = None
         self.clock = time.perf_counter
         self.start = self.clock()
-        self.bar = tqdm(total=steps, desc=f"SNN T={T}", unit="step", leave=False, disable=not progress)
+        self.bar = progress_bar(total=steps, desc=f"SNN T={T}", unit="step", disable=not progress)
 
     def steps(self, n: int) -> None:
         self.bar.update(n)

@@ -57,20 +57,16 @@ def neuron_settings(neuron: str, ann_config: dict, int_bits: int | None = None, 
 
 
 def parse_neuron_spec(spec: str) -> dict:
-    """``if`` | ``mbif`` | ``mbif:M+N`` → keyword arguments of :func:`neuron_settings`.
+    """``if`` | ``if:1+0`` | ``mbif`` | ``mbif:M+N`` → keyword arguments of :func:`neuron_settings`.
+
+    The grammar is :func:`ann2snn.ann.spec.parse_neuron`'s, shared with the direct-training neurons.
 
     Raises:
-        UserError: another name, bits on ``if``, or bits not written ``M+N``.
+        UserError: another name, bits other than 1+0 on ``if``, or bits not written ``M+N`` or out of range.
     """
-    name, _, bits = str(spec).partition(":")
-    if name not in ("if", "mbif") or (bits and name == "if"):
-        raise UserError(f"bad `neurons` item {spec!r}: use if, mbif or mbif:M+N (e.g. mbif:1+3)")
-    if not bits:
-        return {"neuron": name}
-    m, plus, n = bits.partition("+")
-    if not (plus and m.isascii() and m.isdigit() and n.isascii() and n.isdigit()):
-        raise UserError(f"bad `neurons` item {spec!r}: bits are written M+N, e.g. mbif:1+3")
-    return {"neuron": name, "int_bits": int(m), "frac_bits": int(n)}
+    from ann2snn.ann.spec import CONVERSION_NEURONS, parse_neuron
+
+    return parse_neuron(spec, CONVERSION_NEURONS, "neurons")
 
 
 def exact_neuron_hint(ann_config: dict) -> str | None:
@@ -85,7 +81,7 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
     n = levels.bit_length() - 1
     if n == 0:
         return "--neuron if --v-init half-lsb"
-    return f"--neuron mbif --int-bits 1 --frac-bits {n} --cap {levels} --v-init half-lsb"
+    return f"--neuron mbif:1+{n} --cap {levels} --v-init half-lsb"
 
 
 def prepare_ann(ann: nn.Module, fold_bn: bool = False, example: torch.Tensor | None = None) -> nn.Module:
@@ -115,14 +111,14 @@ def convert_ann(ann: nn.Module, settings: dict) -> nn.Module:
 
 def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
                        fold_bn: bool, data_dir: str, download: bool = False, skip_md5: bool = False,
-                       folder: dict | None = None) -> dict:
+                       progress: bool = False, folder: dict | None = None) -> dict:
     """Add calibrated thresholds (``threshold`` = max | percentile:P) to ``settings``.
 
-    Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order. For an
-    ANN trained on an image folder: ``data_dir/train`` under the evaluation transform of the ANN's
-    config (:func:`ann2snn.plumbing.folder.folder_eval_batches`), its classes checked against the
-    checkpoint's; ``folder`` holds the image-folder options (``workers``, ``skip_bad_images``, and
-    ``image_size``/``resize``/``mean``/``std`` to override the stored ones).
+    Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order (with a
+    progress bar if ``progress``). For an ANN trained on an image folder: ``data_dir/train`` under the
+    evaluation transform of the ANN's config (:func:`ann2snn.plumbing.folder.folder_eval_batches`), its
+    classes checked against the checkpoint's; ``folder`` holds the image-folder options (``workers``,
+    ``skip_bad_images``, and ``image_size``/``resize``/``mean``/``std`` to override the stored ones).
     With ``threshold == "lambda"`` the λs are the thresholds; a ReLU ANN then is an error.
 
     Raises:
@@ -148,7 +144,7 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
         check_folder_options(ann_config["dataset"], folder)
         x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
         batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
-    thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches)
+    thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches, progress=progress)
     return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
 
 

@@ -1,11 +1,14 @@
 """The seed's Table 3 ablation for direct training: one train-snn run per (row, seed), one table.
 
-Rows (the seed's Table 3, ResNet-20): ``lif`` (LIF = MBLIF 1+0), ``lif+ic`` (LIF with the interlaminar
-connection), ``mblif2+0``, ``mblif1+1``, ``mblif2+1`` (multi-bit spikes, no IC) and ``mblif2+1+ic``
-(the seed's full method). Every row shares the same settings (width, epochs, T, subset, ...); only
-the neuron's bits and ``ic`` change, and each row is trained once per seed.
+Rows (the seed's Table 3, ResNet-20), each a neuron written ``NAME[:M+N]`` (:mod:`ann2snn.ann.spec`)
+with an optional ``+ic``: ``lif`` (LIF = MBLIF 1+0), ``lif+ic`` (LIF with the interlaminar
+connection), ``mblif:2+0``, ``mblif:1+1``, ``mblif:2+1`` (multi-bit spikes, no IC) and ``mblif:2+1+ic``
+(the seed's full method). The names without the colon (``mblif2+1``, ...) are read too
+(:data:`OLD_ROW_NAMES`). Every row shares the same settings (width, epochs, T, subset, ...); only the
+neuron's bits and ``ic`` change, and each row is trained once per seed.
 
-Each run is an ordinary :func:`ann2snn.pipelines.train_snn.train_snn` run folder, ``<out>/<row>-seed<S>/``, so
+Each run is an ordinary :func:`ann2snn.pipelines.train_snn.train_snn` run folder,
+``<out>/<row without the colon>-seed<S>/`` (``mblif2+1-seed0``: no colon in file names), so
 an ablation cut off by the end of a session continues where it stopped when the same command is run
 again: finished runs are skipped, a partial run resumes from its last epoch, and a run folder whose
 stored settings differ from the requested ones is refused (it belongs to another ablation).
@@ -31,15 +34,17 @@ from ann2snn.plumbing.errors import UserError
 ROWS = {
     "lif": {"neuron": "lif", "int_bits": 1, "frac_bits": 0, "ic": False},
     "lif+ic": {"neuron": "lif", "int_bits": 1, "frac_bits": 0, "ic": True},
-    "mblif2+0": {"neuron": "mblif", "int_bits": 2, "frac_bits": 0, "ic": False},
-    "mblif1+1": {"neuron": "mblif", "int_bits": 1, "frac_bits": 1, "ic": False},
-    "mblif2+1": {"neuron": "mblif", "int_bits": 2, "frac_bits": 1, "ic": False},
-    "mblif2+1+ic": {"neuron": "mblif", "int_bits": 2, "frac_bits": 1, "ic": True},
+    "mblif:2+0": {"neuron": "mblif", "int_bits": 2, "frac_bits": 0, "ic": False},
+    "mblif:1+1": {"neuron": "mblif", "int_bits": 1, "frac_bits": 1, "ic": False},
+    "mblif:2+1": {"neuron": "mblif", "int_bits": 2, "frac_bits": 1, "ic": False},
+    "mblif:2+1+ic": {"neuron": "mblif", "int_bits": 2, "frac_bits": 1, "ic": True},
 }
+#: the rows' earlier names (before the neuron grammar NAME[:M+N]), still read by :func:`parse_rows`
+OLD_ROW_NAMES = {row.replace(":", ""): row for row in ROWS if ":" in row}
 #: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (DESIGN §4)
 SEED_TABLE3 = {
-    "lif": (93.21, 72.71), "lif+ic": (93.69, 73.33), "mblif2+0": (94.34, 75.30),
-    "mblif1+1": (94.44, 74.48), "mblif2+1": (94.61, 75.65), "mblif2+1+ic": (94.93, 76.51),
+    "lif": (93.21, 72.71), "lif+ic": (93.69, 73.33), "mblif:2+0": (94.34, 75.30),
+    "mblif:1+1": (94.44, 74.48), "mblif:2+1": (94.61, 75.65), "mblif:2+1+ic": (94.93, 76.51),
 }
 #: settings the rows set themselves (an ablation's common settings may not contain them)
 ROW_KEYS = {"neuron", "int_bits", "frac_bits", "ic"}
@@ -47,17 +52,19 @@ TABLE_NAME = "ablation"
 
 
 def parse_rows(text: str) -> list[str]:
-    """``"all"`` or a comma-separated list of :data:`ROWS` names, in the order given.
+    """``"all"`` or a comma-separated list of :data:`ROWS` names (or :data:`OLD_ROW_NAMES`), in the
+    order given; returns the :data:`ROWS` names.
 
     Raises:
         UserError: an unknown or repeated row name, or an empty list.
     """
     if text.strip() == "all":
         return list(ROWS)
-    rows = [r.strip() for r in text.split(",")]
-    bad = [r for r in rows if r not in ROWS]
+    given = [r.strip() for r in text.split(",")]
+    bad = [r for r in given if r not in ROWS and r not in OLD_ROW_NAMES]
     if bad:
         raise UserError(f"unknown ablation row {bad[0]!r} in `rows`: use 'all' or a comma list of {', '.join(ROWS)}")
+    rows = [OLD_ROW_NAMES.get(r, r) for r in given]
     if len(set(rows)) != len(rows):
         raise UserError(f"`rows` names a row twice: {text!r}")
     return rows
@@ -79,8 +86,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run_dir(out_dir: str, row: str, seed: int) -> str:
-    """The run folder of one (row, seed): ``<out_dir>/<row>-seed<seed>``."""
-    return os.path.join(out_dir, f"{row}-seed{seed}")
+    """The run folder of one (row, seed): ``<out_dir>/<row without its colon>-seed<seed>``
+    (``mblif:2+1`` → ``mblif2+1-seed0``; the folders of ablations run before the grammar)."""
+    return os.path.join(out_dir, f"{row.replace(':', '')}-seed{seed}")
 
 
 def run_configs(common: dict, rows: list[str], seeds: list[int]) -> list[tuple[str, int, dict]]:
@@ -95,6 +103,7 @@ def run_configs(common: dict, rows: list[str], seeds: list[int]) -> list[tuple[s
     if clash:
         raise UserError(f"ablate sets {', '.join(clash)} per row and seed itself; leave "
                         f"{'it' if len(clash) == 1 else 'them'} out")
+    rows = parse_rows(",".join(rows)) if rows else []  # ROWS names (earlier names read too), each once
     return [(row, seed, resolve_config({**common, **ROWS[row], "seed": seed})) for row in rows for seed in seeds]
 
 

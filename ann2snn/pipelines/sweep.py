@@ -334,7 +334,7 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
                 continue
             base = neuron_settings("if", ann_config=ckpt["config"])
             cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
-                                     skip_md5, folder)
+                                     skip_md5, folder=folder)
             calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
         seen = set()
         for spec in specs:

@@ -31,20 +31,21 @@ import os
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict
 from ann2snn.plumbing.data import AUGMENTS, dataset_info
 from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.progress import progress_bar
 from ann2snn.direct.mblif import MBLIF, RESET_MODES, describe_mblif
 from ann2snn.plumbing import fuse
 from ann2snn.ann.quantizer import check_bits
+from ann2snn.ann.spec import DIRECT_NEURONS
 from ann2snn.plumbing.device import autocast, check_amp, resolve_device
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, device_for, setup
 from ann2snn.ann.train import CKPT_NAME, check_train_config, fit, load_data, open_run
 
 KIND = "direct-snn"
-NEURONS = ("lif", "mblif")
+NEURONS = DIRECT_NEURONS  # ("lif", "mblif"), written NAME[:M+N] on the command line (ann2snn.ann.spec)
 #: MBLIF's bits when --neuron mblif is given without them: the seed's best (Table 3)
 DEFAULT_MBLIF_BITS = (2, 1)
 #: the surrogate's backward pass costs O(2^(m+n)); direct training is limited to m+n <= this
@@ -104,8 +105,8 @@ def resolve_config(config: dict) -> dict:
         c["frac_bits"] = DEFAULT_MBLIF_BITS[1] if c["frac_bits"] is None else c["frac_bits"]
     check_bits(c["int_bits"], c["frac_bits"])
     if c["int_bits"] + c["frac_bits"] > MAX_TRAIN_BITS:
-        raise UserError(f"`int_bits` + `frac_bits` = {c['int_bits'] + c['frac_bits']} is too many for direct training "
-                        f"(at most {MAX_TRAIN_BITS}: the surrogate gradient costs one term per spike level)")
+        raise UserError(f"`neuron` {c['neuron']}:{c['int_bits']}+{c['frac_bits']} has too many bits for direct "
+                        f"training (M+N at most {MAX_TRAIN_BITS}: the surrogate gradient costs one term per spike level)")
     if not (isinstance(c["T"], int) and not isinstance(c["T"], bool) and c["T"] >= 1):
         raise UserError(f"`T` must be a whole number >= 1, got {c['T']!r}")
     if not (isinstance(c["tau"], (int, float)) and c["tau"] >= 1):
@@ -238,7 +239,7 @@ def evaluate_steps(model: nn.Module, batches, T: int | None = None, progress: bo
     """
     model.eval()
     correct, total = None, 0
-    for x, y in tqdm(batches, desc="test", leave=False, disable=not progress):
+    for x, y in progress_bar(batches, desc="test", disable=not progress):
         for xs, ys in zip(x.split(chunk, dim=1 if x.dim() == 5 else 0), y.split(chunk)):  # [T, B, ...] frames
             out = model.forward_steps(xs, T)                          # [T, B, classes]
             out = out.float()
