@@ -4,6 +4,8 @@
   them, and ``--quiet``, on every command that computes (train-ann, convert, sweep, train-snn,
   eval-snn, ablate, entropy).
 - :func:`data_options`: ``--data-dir``, ``--download``, ``--skip-md5``.
+- :func:`folder_options`: ``--image-size``, ``--resize``, ``--mean``, ``--std``, ``--workers``,
+  ``--skip-bad-images`` (and on train-ann ``--num-classes``) for image folders (``--dataset imagefolder``).
 - :func:`old_bits_options`, :func:`neuron_from_flags`, :func:`bits_from_flags`: a neuron is written
   ``NAME[:M+N]`` (``--neuron mbif:1+3``, ``--neuron mblif:2+1``) and bits alone ``M+N``
   (``train-ann --bits 1+3``). The earlier ``--int-bits M --frac-bits N`` still work, hidden from the
@@ -80,6 +82,55 @@ def data_options(folders: str = "cifar-10-batches-py/ or cifar-100-python/"):
                          show_default="$ANN2SNN_DATA or ./data", help=f"Folder holding {folders}.")(f)
         return f
     return deco
+
+
+#: the image-folder options as library keys (read by ann2snn.plumbing.folder)
+FOLDER_KEYS = ("image_size", "resize", "mean", "std", "workers", "skip_bad_images")
+
+
+def folder_options(train: bool = False):
+    """Decorate a command that reads image folders with ``--image-size``, ``--resize``, ``--mean``,
+    ``--std``, ``--workers``, ``--skip-bad-images`` (and, with ``train``, ``--num-classes``).
+
+    For train-ann they set the run (stored in its checkpoint); for convert, sweep and entropy the
+    input settings default to the checkpoint's and, when given, override them. None of them applies to
+    CIFAR but ``--workers`` / ``--skip-bad-images``, which CIFAR ignores (its images are in memory).
+    """
+    default = "224" if train else "the checkpoint's"
+
+    def deco(f):
+        f = click.option("--skip-bad-images", is_flag=True,
+                         help="Image folders: skip files that cannot be decoded (counted and listed in a note) "
+                              "instead of stopping at the first, named.")(f)
+        f = click.option("--workers", type=T.WORKERS, default="auto", show_default=True,
+                         help="Image folders: processes that decode and transform images. auto: the usable "
+                              "cores (shared among torchrun's processes), at most 8; 0: in this process.")(f)
+        f = click.option("--std", type=T.Triple(positive=True), default=None,
+                         show_default="ImageNet's 0.229,0.224,0.225" if train else default,
+                         help="Image folders: per-channel std of the normalisation, R,G,B.")(f)
+        f = click.option("--mean", type=T.Triple(), default=None,
+                         show_default="ImageNet's 0.485,0.456,0.406" if train else default,
+                         help="Image folders: per-channel mean of the normalisation, R,G,B (of pixels / 255).")(f)
+        f = click.option("--resize", type=T.RESIZE, default=None,
+                         show_default="--image-size / 0.875, 256 for 224" if train else default,
+                         help="Image folders: evaluation resizes the shorter side to this, then crops the "
+                              "centre --image-size square; 0: crop without resizing.")(f)
+        f = click.option("--image-size", type=T.IMAGE_SIZE, default=None, show_default=default,
+                         help="Image folders: side of the square crop the network sees (training: "
+                              "RandomResizedCrop + flip; evaluation: center crop).")(f)
+        if train:
+            f = click.option("--num-classes", type=T.NUM_CLASSES, default=None,
+                             show_default="the folder's class count",
+                             help="Image folders: outputs of the network (at least the folder's classes).")(f)
+        return f
+    return deco
+
+
+def pop_folder_options(options: dict) -> dict:
+    """Take the image-folder options out of a command's ``options`` (as library keys; None: not given)."""
+    folder = {k: options.pop(k) for k in FOLDER_KEYS if k in options}
+    folder["skip_bad_images"] = folder.get("skip_bad_images") or None
+    return folder
 
 
 def old_bits_options(f):

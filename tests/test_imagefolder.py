@@ -257,6 +257,7 @@ def test_unreadable_images_stop_the_run_naming_the_file_unless_skipped(tmp_path,
     assert "truncated" in b.skipped[str(tmp_path / "data" / "train" / "b" / "1.jpg")].lower()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("note: skipped 2 unreadable image(s)") and "1.jpg" in err
+    assert len(list(b)) == 2 and capsys.readouterr().err == ""  # noted once, not at every epoch
 
     out = tmp_path / "run"
     config = {"arch": "resnet20", "width": 0.25, "dataset": "imagefolder", "data_dir": str(tmp_path / "data"),
@@ -357,3 +358,40 @@ def test_make_folder_refuses_an_existing_folder_and_writes_nothing_on_error(tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--data-dir" in err and "`" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists"]
+
+
+def test_the_command_line_reads_image_folders(tmp_path, capsys):
+    """train-ann, convert (calibrated), sweep and entropy with --dataset imagefolder and the folder flags; a bad
+    file is one Error line naming it (exit 2, no run folder), --skip-bad-images a note."""
+    from ann2snn.cli.main import main
+    from ann2snn.plumbing.checkpoint import load_checkpoint
+
+    data = tmp_path / "data"
+    numbered_folder(data, n_per_class=2, size=16)
+    run = tmp_path / "run"
+    common = ["--data-dir", str(data), "--workers", "0", "--quiet"]
+    assert main(["train-ann", "--dataset", "imagefolder", "--arch", "resnet20", "--width", "0.25", "--epochs", "1",
+                 "--batch-size", "3", "--image-size", "12", "--resize", "14", "--mean", "0.5,0.5,0.5",
+                 "--std", "0.25,0.5,1", "--out", str(run), *common]) == 0
+    config = load_checkpoint(str(run / "checkpoint.pt"))["config"]
+    assert (config["image_size"], config["resize"], config["mean"], config["std"], config["classes"]) == \
+        (12, 14, [0.5] * 3, [0.25, 0.5, 1.0], ["ant", "bee", "cat"])
+    assert main(["convert", "--checkpoint", str(run), "--neuron", "if", "--threshold", "max", "--calib-batches", "1",
+                 "--out", str(tmp_path / "snn.pt"), *common]) == 0
+    assert main(["sweep", "--checkpoint", str(tmp_path / "snn.pt"), "--T", "2", "--no-ops", "--image-size", "16",
+                 "--resize", "0", "--out", str(tmp_path / "sweep"), *common]) == 0
+    assert "| imagefolder |" in capsys.readouterr().out
+    assert main(["entropy", "--checkpoint", str(run), "--subset", "3", "--batch-size", "3", *common]) == 0
+    assert "(3 test images" in capsys.readouterr().out
+    assert main(["entropy", "--workers", "2"]) == 2
+    assert capsys.readouterr().err == "Error: --workers applies only to the measured mode: add --checkpoint, or drop it\n"
+
+    (data / "train" / "bee" / "zz.png").write_bytes(b"broken")
+    argv = ["train-ann", "--dataset", "imagefolder", "--arch", "resnet20", "--width", "0.25", "--epochs", "1",
+            "--batch-size", "3", "--image-size", "12", "--out", str(tmp_path / "run2"), *common]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"Error: cannot read image {data / 'train' / 'bee' / 'zz.png'}")
+    assert "--skip-bad-images" in err and not (tmp_path / "run2").exists()
+    assert main(argv + ["--skip-bad-images"]) == 0
+    assert capsys.readouterr().err.count("note: skipped 1 unreadable image(s)") == 1

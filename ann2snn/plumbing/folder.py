@@ -326,8 +326,10 @@ class FolderBatches:
             training ``torch.utils.data.DistributedSampler`` (``drop_last``), for evaluation samples
             ``rank, rank + world, ...``, each exactly once.
         workers: decoding processes (:func:`resolve_workers`; 0 decodes in this process).
-        skip_bad_images: skip files PIL cannot read (counted in :attr:`skipped`, listed in a note on
-            stderr at the end of each pass) instead of stopping.
+        skip_bad_images: skip files PIL cannot read instead of stopping: they are kept in
+            :attr:`skipped` (path → error) and listed in a note on stderr at the end of the pass that first
+            meets them (not again in later epochs).
+        skipped: a dict to keep them in, shared with other batches of the same files (default: a new one).
 
     Order and augmentation, and how they differ from CifarBatches by design:
 
@@ -347,7 +349,7 @@ class FolderBatches:
     def __init__(self, split: FolderSplit, batch_size: int, transform, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  indices: torch.Tensor | None = None, shuffle: bool = False, seed: int = 0,
                  device: str | torch.device = "cpu", rank: int = 0, world: int = 1, workers=None,
-                 skip_bad_images: bool = False):
+                 skip_bad_images: bool = False, skipped: dict | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UserError(f"`batch_size` must be >= 1, got {batch_size}")
         self.split, self.transform = split, transform
@@ -366,7 +368,7 @@ class FolderBatches:
         self.std = torch.tensor(_triple("std", std), device=self.device).view(1, 3, 1, 1)
         self.epoch, self.position = 0, 0
         #: path → error text of every unreadable file skipped so far
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = {} if skipped is None else skipped
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration uses (and start it at its first batch)."""
@@ -425,7 +427,7 @@ class FolderBatches:
         order = self._order()[start:]
         epoch = self.epoch if self.shuffle else None
         keys = [(i, epoch) for i in self.indices[order].tolist()]
-        skipped = {}
+        skipped = {}  # met for the first time in this pass
         try:
             for index, x, bad in self._loader(keys):
                 for i, err in bad:
@@ -433,7 +435,8 @@ class FolderBatches:
                     if not self.skip_bad_images:
                         raise UserError(f"cannot read image {path} ({err}); replace or remove it, or pass "
                                         "`skip_bad_images` to skip unreadable images")
-                    skipped[path] = err
+                    if path not in self.skipped:
+                        skipped[path] = err
                 if x is None:
                     continue
                 y = self.split.targets[index].to(self.device, non_blocking=True)
@@ -546,7 +549,7 @@ def load_folder_data(config: dict, device: torch.device | str = "cpu", rank: int
     train = FolderBatches(train_split, batch, train_transform(size, config.get("augment", "crop-flip"), resize),
                           indices=idx, shuffle=True, seed=config["seed"], **common)
     calibration = FolderBatches(train_split, batch, eval_transform(size, resize), indices=idx, shuffle=True,
-                                seed=config["seed"], **common)
+                                seed=config["seed"], skipped=train.skipped, **common)
     val = FolderBatches(val_split, 500, eval_transform(size, resize),
                         indices=_subset(val_split, config.get("test_subset"), 0), **common)
     return train, val, calibration
