@@ -23,25 +23,64 @@ def _label(row: dict) -> str:
     return f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']})"
 
 
-def plot_accuracy_vs_T(curves: list[dict], path: str) -> None:
-    """Accuracy (%) against t = 1..T_max (log x) for each model, its ANN as a dashed line."""
+#: the ANN's colour in every plot: black, which no row gets (:func:`row_colors` leaves out the greys)
+ANN_COLOR = "black"
+
+
+def row_colors(n: int) -> list[tuple[float, float, float, float]]:
+    """``n`` distinct RGBA colours for the rows of a sweep, in row order (row i gets colour i in every
+    plot of the sweep, whatever the other rows hold). Matplotlib's ``tab10`` for up to 9 rows and
+    ``tab20`` for up to 18, each without its greys; more rows take evenly spaced hues of ``hsv``. No
+    colour is black or grey, so none can be mistaken for the ANN (:data:`ANN_COLOR`)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgba
+
+    def not_grey(c):
+        r, g, b, _ = c
+        return max(r, g, b) - min(r, g, b) > 0.05
+
+    for name, size in (("tab10", 10), ("tab20", 20)):
+        palette = [c for c in (colormaps[name](i) for i in range(size)) if not_grey(c)]
+        if n <= len(palette):
+            return [to_rgba(c) for c in palette[:n]]
+    return [to_rgba(colormaps["hsv"](i / n)) for i in range(n)]
+
+
+def _anns(curves: list[dict]) -> dict:
+    """Each distinct ANN of the rows (by source checkpoint and accuracy), in row order → its label."""
+    anns: dict = {}
+    for row in curves:
+        key = (row.get("source_ann_sha256"), round(100 * row["ann_acc"], 2))
+        kind = row["activation"] if row["L_or_bits"] == "-" else f"{row['activation']} {row['L_or_bits']}"
+        anns.setdefault(key, f"ANN {row['network']} {kind}: {key[1]:.2f} %")
+    return anns
+
+
+#: line styles of the ANN reference lines, in order of the ANNs (one sweep rarely has more than one)
+ANN_STYLES = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
+
+
+def plot_accuracy_vs_T(curves: list[dict], path: str):
+    """Accuracy (%) against t = 1..T_max (log x) for each model, each ANN as a black dashed line.
+
+    Row i is drawn in ``row_colors(len(curves))[i]``; the ANN lines are :data:`ANN_COLOR`, one line
+    style per distinct ANN (:data:`ANN_STYLES`), labelled with its accuracy. Returns the Figure."""
     fig = _figure(7.5, 4.5)
     ax = fig.add_subplot(111)
-    anns = {}
-    for i, row in enumerate(curves):
-        color = f"C{i % 10}"
+    colors = row_colors(len(curves))
+    for row, color in zip(curves, colors):
         t = list(range(1, len(row["curve"]) + 1))
         ax.plot(t, [100 * a for a in row["curve"]], color=color, label=_label(row))
-        anns.setdefault(round(100 * row["ann_acc"], 2), color)
-    for acc, color in anns.items():
-        ax.axhline(acc, color=color, linestyle="--", linewidth=0.8)
+    for j, ((_, acc), label) in enumerate(_anns(curves).items()):
+        ax.axhline(acc, color=ANN_COLOR, linestyle=ANN_STYLES[j % len(ANN_STYLES)], linewidth=1.0, label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("time steps T")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("SNN accuracy against T (dashed: ANN)")
+    ax.set_title("SNN accuracy against T (black: ANN)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     _save(fig, path)
+    return fig
 
 
 def _log_ticks(ax, values) -> None:
@@ -64,23 +103,24 @@ def _log_ticks(ax, values) -> None:
     ax.set_ylim(min(inside + [lo]) / 1.3, max(inside + [hi]) * 1.3)
 
 
-def plot_firing_rates(curves: list[dict], path: str) -> None:
+def plot_firing_rates(curves: list[dict], path: str):
     """Per-layer firing rate (mean k/K per step, log y) for each model with diagnostics, against the
-    neuron sites' names (module names, in network order)."""
+    neuron sites' names (module names, in network order). Row i in ``row_colors(len(curves))[i]``, as
+    in the other plots. Returns the Figure."""
     fig = _figure(8.5, 5.0)
     ax = fig.add_subplot(111)
     site_lists = {tuple(r["site"] for r in row["layers"]) for row in curves if row.get("layers")}
     names = list(next(iter(site_lists))) if len(site_lists) == 1 else []  # names only when all models share them
     rates = []
     longest = 0
-    for i, row in enumerate(curves):
+    for row, color in zip(curves, row_colors(len(curves))):
         layers = row.get("layers")
         if not layers:
             continue
         values = [r["firing_rate"] for r in layers]
         rates += values
         longest = max(longest, len(layers))
-        ax.plot(range(len(layers)), values, marker="o", markersize=3, color=f"C{i % 10}", label=_label(row))
+        ax.plot(range(len(layers)), values, marker="o", markersize=3, color=color, label=_label(row))
     if names:
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
@@ -97,29 +137,33 @@ def plot_firing_rates(curves: list[dict], path: str) -> None:
     if rates:
         ax.legend(fontsize=7)
     _save(fig, path)
+    return fig
 
 
-def plot_energy_vs_accuracy(curves: list[dict], path: str) -> None:
+def plot_energy_vs_accuracy(curves: list[dict], path: str):
     """Estimated energy per image (µJ, bit-plane figure, log x) against accuracy, one point per T.
 
-    The ANN is a hollow star drawn under the SNN points, with a dotted line at its accuracy, so it
-    never hides a point."""
+    Row i in ``row_colors(len(curves))[i]``, as in the other plots. Each distinct ANN is a hollow
+    black star (:data:`ANN_COLOR`) drawn under the SNN points, with a dotted black line at its
+    accuracy, so it never hides a point. Returns the Figure."""
     fig = _figure(7.5, 4.5)
     ax = fig.add_subplot(111)
-    for i, row in enumerate(curves):
+    anns = {}
+    for row, color in zip(curves, row_colors(len(curves))):
         ops = row.get("ops")
         if not ops:
             continue
-        color = f"C{i % 10}"
         ax.plot([o["energy_snn_bitplane_uj"] for o in ops], [o["accuracy"] for o in ops], marker="o",
                 markersize=3, color=color, label=_label(row), zorder=3)
         for o in ops:
             ax.annotate(f"T={o['T']}", (o["energy_snn_bitplane_uj"], o["accuracy"]), fontsize=6,
                         xytext=(3, -8), textcoords="offset points")
-        ann_acc = 100 * row["ann_acc"]
-        ax.axhline(ann_acc, color=color, linestyle=":", linewidth=0.8, zorder=1)
-        ax.scatter([ops[0]["energy_ann_uj"]], [ann_acc], marker="*", s=120, facecolors="none",
-                   edgecolors=color, linewidths=1.2, zorder=2)
+        key = (row.get("source_ann_sha256"), round(100 * row["ann_acc"], 2))
+        anns.setdefault(key, (ops[0]["energy_ann_uj"], 100 * row["ann_acc"], _anns([row])[key]))
+    for energy, acc, label in anns.values():
+        ax.axhline(acc, color=ANN_COLOR, linestyle=":", linewidth=0.8, zorder=1)
+        ax.scatter([energy], [acc], marker="*", s=120, facecolors="none", edgecolors=ANN_COLOR, linewidths=1.2,
+                   zorder=2, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("energy per image (µJ; SNN: bit-plane estimate; ☆ and dotted line: the ANN)")
     ax.set_ylabel("top-1 accuracy (%)")
@@ -127,3 +171,4 @@ def plot_energy_vs_accuracy(curves: list[dict], path: str) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, path)
+    return fig

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ann2snn.ann.evaluate import evaluate_ann
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict, save_checkpoint
 from ann2snn.plumbing.data import FOLDER, CifarBatches, balanced_subset, dataset_info, load_split
 from ann2snn.plumbing.device import autocast, check_amp, place
@@ -45,6 +46,8 @@ FOLDER_ONLY = ("num_classes", "image_size", "resize", "mean", "std")
 
 CKPT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
+#: test images per batch (per process under torchrun) in a training run's per-epoch test evaluation
+EVAL_BATCH = 500
 
 
 def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()):
@@ -61,7 +64,8 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
     if config["dataset"] == FOLDER:
         from ann2snn.plumbing.folder import load_folder_data
 
-        train, test, calibration = load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]))
+        train, test, calibration = load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]),
+                                                    EVAL_BATCH)
         train.calibration = calibration
         return train, test
     info = dataset_info(config["dataset"])
@@ -75,8 +79,60 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
         xte, yte = xte[idx], yte[idx]
     train = CifarBatches(xtr, ytr, info, local_batch(d, config["batch_size"]), config["augment"], shuffle=True,
                          seed=config["seed"], device=device, rank=d.rank, world=d.world)
-    test = CifarBatches(xte, yte, info, 500, device=device, rank=d.rank, world=d.world)
-    return train, test
+    return train, test_batches(xte, yte, info, device, d)
+
+
+def test_batches(images: torch.Tensor, labels: torch.Tensor, info, device: torch.device | str = "cpu",
+                 d: Dist = Dist()) -> CifarBatches:
+    """The batches a training run computes its test accuracy on: :data:`EVAL_BATCH` images per
+    batch and process, un-augmented, in order; under torchrun each rank takes samples ``rank, rank +
+    world, ...`` (:class:`~ann2snn.plumbing.data.CifarBatches`). ``images`` uint8 ``[N, 3, 32, 32]``,
+    ``labels`` int64 ``[N]``, ``info`` the dataset's :class:`~ann2snn.plumbing.data.DatasetInfo`."""
+    return CifarBatches(images, labels, info, EVAL_BATCH, device=device, rank=d.rank, world=d.world)
+
+
+def count_correct(model: nn.Module, test, device: torch.device, d: Dist = Dist(),
+                  progress: bool = False) -> tuple[int, int]:
+    """``(correct, total)`` top-1 counts of ``model`` on ``test``, summed over the torchrun ranks: the
+    test evaluation of ``train-ann`` after each epoch (its ``test_acc`` is ``correct / total``).
+
+    The caller sets the arithmetic: :func:`fit` places the model with
+    :func:`~ann2snn.plumbing.device.place` (``channels_last`` on CUDA only) and runs this under the
+    run's ``--amp`` autocast, on :func:`test_batches`. :func:`evaluate_as_trained` does the same for a
+    model loaded from a checkpoint.
+    """
+    correct, total = evaluate_ann(model, test, progress)
+    correct, total = all_reduce_sum(d, torch.tensor([correct, total], dtype=torch.int64, device=device)).tolist()
+    return int(correct), int(total)
+
+
+def evaluate_as_trained(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info, config: dict,
+                        device: torch.device, d: Dist = Dist(), progress: bool = False) -> tuple[int, int]:
+    """``(correct, total)`` of a trained model on ``images``/``labels``, computed exactly as its
+    training run computed its test accuracy: the model in its stored dtype (float32), in the memory
+    layout :func:`fit` gives it on ``device`` (:func:`~ann2snn.plumbing.device.place`: ``channels_last``
+    on CUDA only), under the run's ``config["amp"]`` autocast, on :func:`test_batches` (
+    :data:`EVAL_BATCH` images per batch and process), through :func:`count_correct`.
+
+    A float32 convolution may round differently in another memory layout or at another batch size, and
+    a quantizer's floor can turn that last bit into another level, so a network evaluated any other way
+    may score an image or two differently on a large test set. Evaluated this way (same device, thread
+    count and torch build), it reproduces the run's recorded ``test_acc`` on its test images.
+    ``model`` is moved (and on CUDA re-laid out) in place: pass a copy to keep the original.
+
+    Shapes: ``images`` uint8 ``[N, 3, 32, 32]``, ``labels`` int64 ``[N]``.
+    """
+    return evaluate_batches_as_trained(model, test_batches(images, labels, info, device, d), config, device, d,
+                                       progress)
+
+
+def evaluate_batches_as_trained(model: nn.Module, test, config: dict, device: torch.device, d: Dist = Dist(),
+                                progress: bool = False) -> tuple[int, int]:
+    """:func:`evaluate_as_trained` on ready test batches (an image folder's: its val batches of
+    :data:`EVAL_BATCH` images per process, :meth:`ann2snn.plumbing.folder.FolderBatches.rebatched`)."""
+    model = place(model, device)
+    with autocast(device, config.get("amp", "none")):
+        return count_correct(model, test, device, d, progress)
 
 
 def check_train_config(config: dict) -> None:

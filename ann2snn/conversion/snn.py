@@ -84,6 +84,30 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
     return f"--neuron mbif:1+{n} --cap {levels} --v-init half-lsb"
 
 
+def exact_at_T1(ann_config: dict, settings: dict) -> bool:
+    """Whether one step of the conversion ``settings`` (from :func:`neuron_settings`, with calibrated
+    ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (DESIGN §3).
+
+    True for θ = λ (no calibrated thresholds), ``v_0 = q/2`` (``half-lsb``, or ``half-threshold``
+    when n = 0, where θ/2 = q/2), and either a matched(m+n) ANN with an MBIF(m, n) neuron at its
+    full count, or a QCFS(L) ANN with L = 2^n and the count capped at K = L. The neuron and the
+    activation then call the same quantizer, so the logits at T = 1 equal the ANN's in the same
+    arithmetic (dtype, memory layout, batch). ReLU ANNs: never.
+    """
+    if settings.get("thresholds"):
+        return False
+    m, n = settings["int_bits"], settings["frac_bits"]
+    k = settings.get("cap") or max_count(m, n)
+    if not (settings.get("v_init") == "half-lsb" or (settings.get("v_init") == "half-threshold" and n == 0)):
+        return False
+    activation = ann_config.get("activation", "qcfs")
+    if activation == "matched":
+        return (m, n) == (ann_config["int_bits"], ann_config["frac_bits"]) and k == max_count(m, n)
+    if activation == "qcfs":
+        return 2 ** n == ann_config.get("levels", 4) == k
+    return False
+
+
 def prepare_ann(ann: nn.Module, fold_bn: bool = False, example: torch.Tensor | None = None) -> nn.Module:
     """Check every operation (:func:`ann2snn.conversion.opcheck.check_operations`, on the user's own model, so
     a refusal names the user's line), optionally fold BN into convs, then give every ReLU call site

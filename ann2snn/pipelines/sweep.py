@@ -1,16 +1,32 @@
 """Accuracy against time steps T, in one simulation per model, written as Table-9-style tables.
 
 For every converted model, one simulation of ``max(T)`` steps gives the accuracy at every
-``t <= max(T)`` (the network is causal; DESIGN §3). The ANN column comes from the same network with
-its neurons switched back to their source activations (ANN mode), which equals the ANN. Results go
-to ``sweep.csv``, ``sweep.md`` and ``sweep.json`` (the full per-t curves plus provenance).
+``t <= max(T)`` (the network is causal; DESIGN §3). Results go to ``sweep.csv``, ``sweep.md`` and
+``sweep.json`` (the full per-t curves plus provenance).
+
+Two ANN accuracies per row:
+
+* the **ANN column**: the source ANN computed exactly as ``train-ann`` computes its test accuracy
+  (:func:`ann2snn.ann.train.evaluate_as_trained`: float32, train-ann's memory layout on this device,
+  500 images per batch, the run's own amp), once per checkpoint. It does not move with the sweep's
+  speed options, and on train-ann's own test images it equals train-ann's ``test_acc``;
+* ``ann_acc_simulated`` (sweep.json): the converted network in ANN mode, in the SNN's own arithmetic
+  (its precision, layout, batch size, amp, folded BN). One step of an exact conversion
+  (:func:`ann2snn.conversion.snn.exact_at_T1`) equals this one, bit for bit; sweep.md names it
+  wherever it differs from the ANN column.
+
+Where a row scores above its ANN at a swept T, sweep.md and sweep.json say why
+(:func:`above_ann_note`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import time
+from fractions import Fraction
 
 import pandas as pd
 import torch
@@ -139,6 +155,10 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
                 precision: str = "float32", fuse: str | bool = "auto", channels_last: bool = False) -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
+    ``ann_acc_simulated`` is the network in ANN mode in the simulation's own arithmetic (precision,
+    layout, batches, amp): the exact reference of a T = 1 identity. It is not the sweep's ANN column,
+    which :func:`ann_reference` computes as train-ann does.
+
     With ``ops``, operation counts and energies per image at each T of ``T_list``
     (:class:`~ann2snn.analysis.opcount.OpCounter`); with ``diagnostics``, per-layer statistics
     (:class:`~ann2snn.analysis.diagnostics.LayerDiagnostics`). Both watch the same single simulation.
@@ -146,7 +166,7 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     The model runs on ``device`` (under bfloat16 autocast with ``amp="bf16"``); under distributed
     runs the counts are summed over ranks (observers are refused there, see the CLI).
     ``precision="float64"`` runs every layer, quantizer and membrane potential in float64
-    (:data:`PRECISIONS`); the ANN column is then the float64 ANN. ``fuse`` picks the fused or the
+    (:data:`PRECISIONS`); ``ann_acc_simulated`` is then the float64 ANN. ``fuse`` picks the fused or the
     plain neuron step (:func:`~ann2snn.conversion.simulate.set_fused`; same results).
     ``channels_last`` puts the network in that memory format on the CPU too (faster convolutions;
     float32 may then differ by a rare spike, see :func:`~ann2snn.plumbing.device.place`).
@@ -189,7 +209,7 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     correct = all_reduce_sum(d, correct.to(device)).cpu()
     total_snn = int(all_reduce_sum(d, torch.tensor(total_snn, device=device)))
     curve = (correct.double() / total_snn).tolist()
-    result = {"ann_acc": ann_correct / total, "curve": curve, "samples": total_snn,
+    result = {"ann_acc_simulated": ann_correct / total, "curve": curve, "samples": total_snn,
               "snn_seconds": time.time() - t0, "time_chunk": time_chunk, "precision": precision,
               "fused": fused and all(n.fused for n in neurons_of(snn)),
               "channels_last": bool(channels_last) or device.type == "cuda"}
@@ -214,21 +234,270 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
     return row
 
 
+def ann_reference(ckpt: dict, snn, batches, device: torch.device, d: Dist = Dist(),
+                  progress: bool = False) -> float:
+    """The ANN column of a checkpoint: top-1 (a fraction) on the sweep's test images, computed as
+    ``train-ann`` computes its test accuracy (:func:`ann2snn.ann.train.evaluate_as_trained`).
+
+    An ANN checkpoint is evaluated as the ANN itself; an SNN checkpoint as a copy of ``snn`` (loaded
+    from it, float32, not yet placed) in ANN mode, which runs the very operations of its source ANN
+    (the same weights, each neuron calling its source activation), except after BN folding, where it
+    is the folded network (the file holds no other; :func:`ann_notes` says so).
+
+    Why not the simulated network's own ANN mode: a float32 convolution may round its last bit
+    differently in another memory layout (``channels_last``) or at another batch size, and a
+    quantizer's floor turns that into another level, so the ANN column moved by an image or two with
+    the SNN's speed options. Computed with train-ann's own function, layout, batch size, dtype and
+    amp, it is train-ann's computation on the same images, whatever the sweep's options (on the same
+    device, thread count and torch build).
+    """
+    from ann2snn.ann.build import ann_from_checkpoint
+    from ann2snn.ann.train import EVAL_BATCH, evaluate_as_trained, evaluate_batches_as_trained
+
+    if ckpt["kind"] == "ann":
+        net = ann_from_checkpoint(ckpt)[0]
+    else:
+        net = copy.deepcopy(snn)
+        set_mode(net, "ann")
+    if hasattr(batches, "rebatched"):  # an image folder's val batches (decoded again, in train-ann's batches)
+        correct, total = evaluate_batches_as_trained(net, batches.rebatched(EVAL_BATCH), ckpt["config"], device, d,
+                                                     progress)
+    else:
+        correct, total = evaluate_as_trained(net, batches.images, batches.labels, batches.info, ckpt["config"],
+                                             device, d, progress)
+    return correct / total
+
+
+def train_ann_recorded(ckpt: dict, subset: int | None) -> float | None:
+    """The test accuracy (a fraction) train-ann recorded for the checkpoint's weights, when the sweep
+    runs on train-ann's own test images (the same ``subset`` as its ``test_subset``, both a seeded
+    class-balanced subset of the test split, or both the whole split); else None."""
+    cfg = ckpt["config"]
+    if (cfg.get("test_subset") or None) != (subset or None):
+        return None
+    metrics = ckpt.get("metrics") if ckpt["kind"] == "ann" else (ckpt.get("source") or {}).get("metrics")
+    if not metrics or "test_acc" not in metrics[-1]:
+        return None
+    return float(metrics[-1]["test_acc"])
+
+
+def simulated_options(cfg: dict, conv: dict, kind: str, precision: str, channels_last: bool, device: torch.device,
+                      batch: int, per_process: float, amp: str) -> list[str]:
+    """What makes a row's ``ann_acc_simulated`` arithmetic differ from the ANN column's (train-ann's):
+    e.g. ``["float64", "channels_last layout", "batches of 7"]``; empty when it is the same computation."""
+    from ann2snn.ann.train import EVAL_BATCH
+
+    opts = []
+    if precision != "float32":
+        opts.append(precision)
+    if channels_last != (device.type == "cuda"):
+        opts.append("channels_last layout" if channels_last else "the default memory layout")
+    if batch != EVAL_BATCH and per_process > min(batch, EVAL_BATCH):
+        opts.append(f"batches of {batch}")
+    if amp != cfg.get("amp", "none"):
+        opts.append(f"amp {amp}")
+    if kind == "ann" and conv.get("fold_bn"):
+        opts.append("BN folded into the convolutions")
+    return opts
+
+
+def _fraction_of(f: Fraction, symbol: str) -> str:
+    """``θ/32``, ``θ``, ``15/8·θ``."""
+    if f == 1:
+        return symbol
+    if f.numerator == 1:
+        return f"{symbol}/{f.denominator}"
+    return f"{f}·{symbol}"
+
+
+def _ann_label(cfg: dict) -> str:
+    """``qcfs L=4``, ``matched 1+3``, ``relu``."""
+    act, param = describe_activation(cfg)
+    return act if param == "-" else f"{act} {param}"
+
+
+def _ann_grid(cfg: dict) -> tuple[Fraction, Fraction] | None:
+    """(rounding step, ceiling) of the ANN's activation in units of its λ; None for ReLU."""
+    act = cfg.get("activation", "qcfs")
+    if act == "qcfs":
+        return Fraction(1, cfg.get("levels", 4)), Fraction(1)
+    if act == "matched":
+        m, n = cfg["int_bits"], cfg["frac_bits"]
+        return Fraction(1, 2 ** n), Fraction(2 ** (m + n) - 1, 2 ** n)
+    return None
+
+
+def above_ann_note(curve: dict, T_list: list[int]) -> dict | None:
+    """Why a row scores above its own ANN, or None when it does not at any T of ``T_list``.
+
+    ``curve`` is one entry of ``run_sweep``'s ``curves`` (its ``curve``, ``ann_acc``,
+    ``ann_acc_simulated``, ``ann_simulated_options``, ``samples``, ``train_config`` and
+    ``conversion``). The reasons are read off the conversion (DESIGN §3): after T steps an MBIF(m, n)
+    neuron with threshold θ averages to multiples of θ/(2^n·T), up to K·θ/2^n per step, while a
+    QCFS(L) ANN rounds to λ/L and clips at λ (a matched(m+n) ANN: λ/2^n and (2^m − 2^-n)·λ; a ReLU
+    ANN neither rounds nor clips). A finer or higher-reaching SNN computes another function than the
+    ANN it was converted from, which may score a few images either side of it; a start other than
+    ``v_0 = q/2`` biases its rounding; calibrated thresholds move its clip. At T = 1 an exact
+    conversion is its ANN in the SNN's own arithmetic, so a difference there is float rounding.
+
+    Returns:
+        ``{"T": [t, ...], "points": max excess (percentage points), "images": max excess in images,
+        "samples": n, "reasons": [str, ...], "text": one sentence for sweep.md}``.
+    """
+    from ann2snn.conversion.snn import exact_at_T1
+
+    n = curve["samples"]
+    ann_count = round(curve["ann_acc"] * n)
+    above = [t for t in T_list if round(curve["curve"][t - 1] * n) > ann_count]
+    if not above:
+        return None
+    images = max(round(curve["curve"][t - 1] * n) - ann_count for t in above)
+    points = round(100 * images / n, 2)
+    cfg, conv = curve["train_config"], curve["conversion"]
+    m, nb = conv["int_bits"], conv["frac_bits"]
+    k = conv.get("cap") or (2 ** (m + nb) - 1)
+    ceiling = Fraction(k, 2 ** nb)
+
+    def step(t):  # the resolution of a neuron's average output after t steps, in units of θ
+        return Fraction(1, 2 ** nb * t)
+
+    calibrated = bool(conv.get("thresholds"))
+    exact = exact_at_T1(cfg, conv)
+    grid = _ann_grid(cfg)
+    act = describe_activation(cfg)
+    ann_name = f"the {_ann_label(cfg)} ANN" if act[0] != "relu" else "the ReLU ANN"
+    reasons = []
+    sim = curve.get("ann_acc_simulated", curve["ann_acc"])
+    opts = ", ".join(curve.get("ann_simulated_options") or []) or "the converted network in ANN mode"
+    if round(sim * n) != ann_count:
+        if exact and above[0] == 1:
+            reasons.append(f"at T = 1 this conversion is its ANN exactly in the SNN's own arithmetic ({opts}), where "
+                           f"the ANN scores {100 * sim:.2f} %; the ANN column is computed as train-ann computes it, and "
+                           "the two arithmetics' rounding differences became other quantization levels on a few images")
+        else:
+            reasons.append(f"it runs in {opts}, in which its ANN scores {100 * sim:.2f} % (the ANN column is computed "
+                           "as train-ann computes it)")
+    if grid is None:
+        t = above[-1]
+        reasons.append(f"{ann_name} neither rounds nor clips; the SNN clips each site at its calibrated θ "
+                       f"({conv.get('threshold', 'calibrated')}) and after T steps averages to multiples of "
+                       f"{'θ/T' if nb == 0 else f'θ/({2 ** nb}·T)'} ({_fraction_of(step(t), 'θ')} at T = {t}): "
+                       "another function than the ANN, not a finer copy of it")
+    elif calibrated:
+        reasons.append(f"its thresholds θ are calibrated ({conv.get('threshold')}), not {ann_name}'s λ: its neurons "
+                       "clip and round at other values than the ANN's activations")
+    else:
+        ann_step, ann_ceiling = grid
+        finer = [t for t in above if step(t) < ann_step]
+        if finer:
+            t = finer[0]
+            what = (f"after T = {t} steps its neurons average to multiples of" if t > 1
+                    else "each step rounds to multiples of")
+            reasons.append(("one step is the ANN exactly, but " if exact else "")
+                           + f"{what} {_fraction_of(step(t), 'θ')} where {ann_name} rounds to "
+                           f"{_fraction_of(ann_step, 'λ')} (θ = λ): a finer quantization than the ANN's, closer to an "
+                           "unquantized activation")
+        if ceiling > ann_ceiling:
+            reasons.append(f"each step sends up to {_fraction_of(ceiling, 'θ')} where {ann_name} clips at "
+                           f"{_fraction_of(ann_ceiling, 'λ')}: it passes values the ANN clips, closer to an "
+                           "unclipped ReLU")
+    if conv.get("v_init") == "zero":
+        reasons.append("it starts from v_0 = 0, so its neurons round down where the ANN rounds to the nearest level"
+                       if grid is not None else "it starts from v_0 = 0, so its neurons round down")
+    elif conv.get("v_init") == "half-threshold" and nb > 0:
+        reasons.append(f"it starts from v_0 = θ/2, not q/2 = {_fraction_of(Fraction(1, 2 ** (nb + 1)), 'θ')}, which "
+                       "moves every rounding point of a neuron's average down by (θ/2 − q/2)/T: a bias the ANN "
+                       "does not have")
+    if conv.get("fold_bn"):
+        reasons.append("BN is folded into the convolutions (the same network up to float rounding)")
+    if not reasons:
+        reasons.append("nothing in the conversion at these T: it rounds no finer and clips no higher than the ANN, "
+                       "so the difference is these images")
+    p = curve["ann_acc"]
+    se = 100 * math.sqrt(max(p * (1 - p), 0.0) / n)
+    count = (f"{images:,} of {n:,} test images (one accuracy on {n:,} images has a binomial standard error of "
+             f"±{se:.2f} points)")
+    label = (f"{curve.get('network', '')} {_ann_label(cfg)} → {describe_converted_neuron(conv)} "
+             f"({conv.get('v_init')})").strip()
+    text = (f"{label} is above its ANN ({100 * p:.2f} %) at T = {', '.join(map(str, above))}, by up to {points:.2f} "
+            f"points: {count}. Why it can be: " + "; ".join(reasons) + ".")
+    return {"T": above, "points": points, "images": images, "samples": n, "reasons": reasons, "text": text}
+
+
+def ann_notes(curves: list[dict]) -> list[str]:
+    """sweep.md lines on each checkpoint's ANN column: where it is the BN-folded network, where
+    train-ann recorded another value on the same images, and where the ANN in the SNN's own arithmetic
+    (``ann_acc_simulated``, the reference of the T = 1 identity) differs from it."""
+    from ann2snn.conversion.snn import exact_at_T1
+
+    notes = []
+    groups: dict[str, list[dict]] = {}
+    for c in curves:
+        groups.setdefault(c["checkpoint"], []).append(c)
+    for path, group in groups.items():
+        first = group[0]
+        label = f"{first['network']} {_ann_label(first['train_config'])} ({path})"
+        col = 100 * first["ann_acc"]
+        if first["checkpoint_kind"] == "snn" and first["conversion"].get("fold_bn"):
+            notes.append(f"{label}: the ANN column is the BN-folded network in ANN mode (this SNN file holds no "
+                         "unfolded ANN); it differs from the ANN only by float rounding")
+        rec = first.get("ann_train_recorded")
+        if rec is not None and round(rec * first["samples"]) != round(first["ann_acc"] * first["samples"]):
+            notes.append(f"{label}: train-ann recorded {100 * rec:.2f} % on these test images; computed here the same "
+                         f"way: {col:.2f} % (as when train-ann ran on another device, thread count or torch build, "
+                         "where float32 rounds differently)")
+        seen = set()
+        for c in group:
+            opts = tuple(c.get("ann_simulated_options") or ())
+            sim = c.get("ann_acc_simulated", c["ann_acc"])
+            key = (opts, round(sim * c["samples"]))
+            if key[1] == round(c["ann_acc"] * c["samples"]) or key in seen:
+                continue
+            seen.add(key)
+            exact = any(exact_at_T1(g["train_config"], g["conversion"]) for g in group
+                        if tuple(g.get("ann_simulated_options") or ()) == opts)
+            why = "; the exact conversions' T = 1 equals this one" if exact else ""
+            notes.append(f"{label}: ANN in {', '.join(opts) or 'the converted network in ANN mode'} (the SNN's own "
+                         f"arithmetic{why}): {100 * sim:.2f} % (the ANN column, as train-ann computes it: {col:.2f} %)")
+    return notes
+
+
 def _label(row: dict) -> dict:
     return {k: row[k] for k in ("dataset", "network", "activation", "L_or_bits", "neuron", "v_init")}
+
+
+#: how the ANN column is computed (a line of sweep.md and of sweep.json's ``notes``)
+ANN_COLUMN_NOTE = ("ANN: the source ANN's top-1 computed as train-ann computes its test accuracy (float32, 500 "
+                   "images per batch and process, train-ann's memory layout on this device, the run's own amp), "
+                   "whatever the SNN's precision, layout, batch size, time chunk or fused step")
+
+
+def sweep_notes(curves: list[dict], T_list: list[int]) -> list[str]:
+    """The notes of sweep.md after the ANN-column line: :func:`ann_notes`, then one
+    :func:`above_ann_note` per row that scores above its ANN at some T of ``T_list`` (a curve's
+    ``above_ann`` when it has one)."""
+    above = [c["above_ann"] if "above_ann" in c else above_ann_note(c, T_list) for c in curves]
+    return ann_notes(curves) + [a["text"] for a in above if a is not None]
 
 
 def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str, T_list: list[int],
                  plots: bool = False) -> list[str]:
     """Write sweep.csv/.md/.json, sweep_ops.csv and sweep_layers.csv (when measured) and the PNG
-    plots (with ``plots``) into ``out_dir``, each atomically; returns the paths written."""
+    plots (with ``plots``) into ``out_dir``, each atomically; returns the paths written.
+
+    sweep.md says how the ANN column is computed, where the ANN in the SNN's own arithmetic differs
+    from it (:func:`ann_notes`) and why a row scores above its ANN (:func:`above_ann_note`, also in
+    sweep.json as each row's ``above_ann`` and in the top-level ``notes``)."""
     df = pd.DataFrame(rows)
     notes = sorted({f"{r['dataset']} {r['network']}: width {r['width']}, {r['epochs']} epochs, "
                     f"{r['activation']} {r['L_or_bits']}" for r in rows})
     samples = sorted({c["samples"] for c in curves})
+    curves = [c if "above_ann" in c else {**c, "above_ann": above_ann_note(c, T_list)} for c in curves]
+    extra = sweep_notes(curves, T_list)
     md = ("Top-1 accuracy (%) of the converted SNN at each T, and of the ANN.\n\n" + df.to_markdown(index=False)
           + "\n\n" + "\n".join(f"- {n}" for n in notes)
           + f"\n- test samples: {', '.join(map(str, samples))}; reset by subtraction; direct encoding"
+          + f"\n- {ANN_COLUMN_NOTE}" + "".join(f"\n- {n}" for n in extra)
           + f"\n- command: `{prov['command']}` (commit {prov['git_commit'][:12]})\n")
     ops_rows = [{**_label(c), **o} for c in curves for o in c.get("ops", [])]
     layer_rows = [{**_label(c), **r} for c in curves for r in c.get("layers", [])]
@@ -243,7 +512,8 @@ def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str,
     os.makedirs(out_dir, exist_ok=True)
     atomic_write_text(paths[0], df.to_csv(index=False))
     atomic_write_text(paths[1], md)
-    atomic_write_text(paths[2], json.dumps({"T": T_list, "provenance": prov, "rows": curves}, indent=1) + "\n")
+    atomic_write_text(paths[2], json.dumps({"T": T_list, "provenance": prov, "notes": [ANN_COLUMN_NOTE, *extra],
+                                            "rows": curves}, indent=1) + "\n")
     if ops_rows:
         paths.append(os.path.join(out_dir, "sweep_ops.csv"))
         atomic_write_text(paths[-1], pd.DataFrame(ops_rows).to_csv(index=False))
@@ -367,7 +637,11 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     each ANN checkpoint (from ``ann2snn train-ann``) is converted in memory once per combination of
     ``neurons`` × ``v_inits`` × ``caps`` × ``thresholds`` (duplicates dropped; a calibration is
     shared by every neuron). Every checkpoint is read once and every setting is checked before the
-    first simulation. The ANN column is the same network in ANN mode (DESIGN §3).
+    first simulation. The ANN column is the source ANN computed as train-ann computes its test
+    accuracy, once per checkpoint (:func:`ann_reference`), so it does not move with ``precision``,
+    ``channels_last``, ``batch_size``, ``time_chunk``, ``fuse``, ``amp``, ``ops`` or ``diagnostics``;
+    the converted network in ANN mode in the SNN's own arithmetic is each curve's
+    ``ann_acc_simulated`` (the T = 1 identity's reference; sweep.md names it where it differs).
 
     Args:
         checkpoints: paths of ANN or SNN checkpoints (files, or train-ann run folders).
@@ -389,14 +663,19 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             (:func:`ann2snn.plumbing.folder.folder_eval_batches`).
         out: folder for sweep.csv/.md/.json (and sweep_ops.csv, sweep_layers.csv, plots); None writes
             nothing. The folder is held for the run: a second run into it is refused.
-        progress: progress bars. ``echo``: called with one line per finished model (e.g. ``print``).
+        progress: progress bars. ``echo``: called with one line per finished model (e.g. ``print``),
+            then with each note (``note: ...``) that sweep.md adds below its table.
         argv: the ``ann2snn sweep`` arguments, for the provenance (default: this Python call).
 
     Returns:
-        ``{"T": [...], "rows": [...], "curves": [...], "paths": [...], "provenance": {...}}``: one
-        row per model (accuracies in percent per T and the ANN's), the per-t curves as fractions
-        with their settings and checkpoint hashes, and the files written. Under torchrun only
-        rank 0 gets rows; the other ranks get ``rows == []``.
+        ``{"T": [...], "rows": [...], "curves": [...], "paths": [...], "provenance": {...},
+        "notes": [...]}``: one row per model (accuracies in percent per T and the ANN's), the per-t
+        curves as fractions with their settings, checkpoint hashes, ``ann_acc`` (the ANN column),
+        ``ann_acc_simulated`` and ``ann_simulated_options`` (the ANN in the SNN's arithmetic and
+        what differs from train-ann's), ``ann_train_recorded`` (train-ann's ``test_acc`` when
+        these are its test images, else None) and ``above_ann`` (:func:`above_ann_note`), the
+        files written, and sweep.md's notes. Under torchrun only rank 0 gets rows; the other
+        ranks get ``rows == []``.
 
     Raises:
         UserError: any bad setting or checkpoint, missing data, or a sweep that cannot finish.
@@ -473,7 +752,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                                                                    else []), folder)
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
                               data_dir, download, skip_md5, folder)
-        rows, curves, data_cache = [], [], {}
+        rows, curves, data_cache, references = [], [], {}, {}
         for path, load in models:
             snn, ckpt = load()
             cfg, conv = ckpt["config"], ckpt["conversion"]
@@ -482,16 +761,24 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             if data_key not in data_cache:
                 data_cache[data_key] = load_test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
                                                          dev, d, folder)
-            result = sweep_model(snn, data_cache[data_key], max(T_list), progress=progress and d.is_main,
+            batches = data_cache[data_key]
+            if path not in references:  # the ANN column: one evaluation per checkpoint, as train-ann's
+                references[path] = ann_reference(loaded[path], snn, batches, dev, d, progress and d.is_main)
+            result = sweep_model(snn, batches, max(T_list), progress=progress and d.is_main,
                                  T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
                                  device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
                                  channels_last=channels_last)
+            result["ann_acc"] = references[path]
             epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
             row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
             rows.append(row)
             sha = hashes[path]
+            options = simulated_options(cfg, conv, ckpt["kind"], precision, result["channels_last"], dev,
+                                        batches.batch_size, result["samples"] / d.world, amp)
             curves.append({**row, **{k: result[k] for k in ("ops", "layers") if k in result},
-                           "curve": result["curve"], "ann_acc": result["ann_acc"], "samples": result["samples"],
+                           "curve": result["curve"], "ann_acc": result["ann_acc"],
+                           "ann_acc_simulated": result["ann_acc_simulated"], "ann_simulated_options": options,
+                           "ann_train_recorded": train_ann_recorded(loaded[path], subset), "samples": result["samples"],
                            "snn_seconds": round(result["snn_seconds"], 2), "time_chunk": result["time_chunk"],
                            "precision": precision, "fused": result["fused"],
                            "channels_last": result["channels_last"],
@@ -503,6 +790,12 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                 echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
                      + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
         if not d.is_main:
-            return {"T": T_list, "rows": [], "curves": [], "paths": [], "provenance": prov}
+            return {"T": T_list, "rows": [], "curves": [], "paths": [], "provenance": prov, "notes": []}
+        curves = [{**c, "above_ann": above_ann_note(c, T_list)} for c in curves]
+        notes = sweep_notes(curves, T_list)
+        if echo is not None:
+            for note in notes:
+                echo(f"note: {note}")
         paths = write_tables(rows, curves, prov, out, T_list, plots=plots) if out is not None else []
-    return {"T": T_list, "rows": rows, "curves": curves, "paths": paths, "provenance": prov}
+    return {"T": T_list, "rows": rows, "curves": curves, "paths": paths, "provenance": prov,
+            "notes": [ANN_COLUMN_NOTE, *notes]}

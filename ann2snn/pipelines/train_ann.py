@@ -10,15 +10,14 @@ import torch
 
 from ann2snn.ann.activations import QuantClip
 from ann2snn.ann.build import build_ann
-from ann2snn.ann.evaluate import evaluate_ann
-from ann2snn.ann.train import DEFAULTS, check_train_config, fit, load_data, open_run
+from ann2snn.ann.train import DEFAULTS, check_train_config, count_correct, fit, load_data, open_run
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.checkpoint import load_checkpoint
 from ann2snn.plumbing.data import FOLDER
 from ann2snn.plumbing.errors import UserError
 from ann2snn.plumbing.folder import resolve_folder_config
 from ann2snn.plumbing.device import resolve_device
-from ann2snn.plumbing.distributed import all_reduce_sum, device_for, setup
+from ann2snn.plumbing.distributed import device_for, setup
 
 
 def check_input_size(model: torch.nn.Module, config: dict) -> None:
@@ -85,9 +84,8 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         calibration = getattr(train, "calibration", None)
         init_lambda_from_data(model.to(device), train if calibration is None else calibration)
 
-    def evaluate(model, test):
-        correct, total = evaluate_ann(model, test)
-        correct, total = all_reduce_sum(d, torch.tensor([correct, total], dtype=torch.int64, device=device)).tolist()
+    def evaluate(model, test):  # fit() runs this under the run's autocast (ann.train.evaluate_as_trained)
+        correct, total = count_correct(model, test, device, d)
         return {"test_acc": correct / total}
 
     return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after,

@@ -364,11 +364,20 @@ class FolderBatches:
         self.workers = resolve_workers(workers)
         self.skip_bad_images = bool(skip_bad_images)
         self.device = torch.device(device)
+        self._settings = {"mean": _triple("mean", mean), "std": _triple("std", std)}
         self.mean = torch.tensor(_triple("mean", mean), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(_triple("std", std), device=self.device).view(1, 3, 1, 1)
         self.epoch, self.position = 0, 0
         #: path → error text of every unreadable file skipped so far
         self.skipped: dict[str, str] = {} if skipped is None else skipped
+
+    def rebatched(self, batch_size: int) -> "FolderBatches":
+        """The same images, order, transform and settings in batches of ``batch_size`` (unreadable files
+        noted once across both)."""
+        return FolderBatches(self.split, batch_size, self.transform, indices=self.indices, shuffle=self.shuffle,
+                             seed=self.seed, device=self.device, rank=self.rank, world=self.world,
+                             workers=self.workers, skip_bad_images=self.skip_bad_images, skipped=self.skipped,
+                             **self._settings)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration uses (and start it at its first batch)."""
@@ -528,11 +537,11 @@ def _checked_split(config: dict, data_dir: str, split: str) -> FolderSplit:
 
 
 def load_folder_data(config: dict, device: torch.device | str = "cpu", rank: int = 0, world: int = 1,
-                     batch_size: int | None = None):
+                     batch_size: int | None = None, test_batch: int = 500):
     """Train and val batches of a resolved config (:func:`resolve_folder_config`), as
     :func:`ann2snn.ann.train.load_data` gives them for CIFAR: ``subset`` (seeded with ``seed``) and
     ``test_subset`` (seed 0) class-balanced; training shuffled, transformed with ``augment``; val with
-    the evaluation transform in batches of 500. ``batch_size``: this rank's training batch.
+    the evaluation transform in batches of ``test_batch``. ``batch_size``: this rank's training batch.
 
     Returns:
         ``(train, val, calibration)``: :class:`FolderBatches`; ``calibration`` is the training images
@@ -550,7 +559,7 @@ def load_folder_data(config: dict, device: torch.device | str = "cpu", rank: int
                           indices=idx, shuffle=True, seed=config["seed"], **common)
     calibration = FolderBatches(train_split, batch, eval_transform(size, resize), indices=idx, shuffle=True,
                                 seed=config["seed"], skipped=train.skipped, **common)
-    val = FolderBatches(val_split, 500, eval_transform(size, resize),
+    val = FolderBatches(val_split, test_batch, eval_transform(size, resize),
                         indices=_subset(val_split, config.get("test_subset"), 0), **common)
     return train, val, calibration
 
