@@ -1,6 +1,6 @@
 """ann2snn: convert quantization-clip ANNs into spiking networks with (multi-bit) IF neurons.
 
-The public API (see the README's "Python API"): :func:`convert_model`, :func:`simulate_logits`,
+The public API (docs/api.md; an example in docs/guides/own-model.md): :func:`convert_model`, :func:`simulate_logits`,
 :func:`iter_steps`, :func:`accuracy_sweep`, :func:`ann_parity`, the neuron :class:`MultiBitIF`, the ANN
 activations :class:`QCFS` / :class:`MatchedQuant`, :func:`swap_maxpool_for_avgpool`,
 :func:`record_spike_counts`, :func:`check_bitplanes` (Fig. 4 on your network), and

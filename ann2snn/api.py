@@ -19,15 +19,18 @@ import torch
 from torch import nn
 
 from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.probe import kept_modes
 
 
 def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron: str = "mbif", int_bits: int = 1,
                   frac_bits: int = 3, v_init: str = "half-lsb", cap=None, threshold: str = "percentile:99.9",
-                  calib_batches: int = 10, fold_bn: bool = False, example: torch.Tensor | None = None) -> nn.Module:
+                  calib_batches: int = 10, fold_bn: bool = False, example: torch.Tensor | None = None,
+                  maxpool: str = "refuse") -> nn.Module:
     """Convert an ANN into an SNN in one call: every activation call site becomes its own neuron.
 
     Every operation between the sites is checked first (:func:`ann2snn.conversion.opcheck.check_operations`):
-    max-pooling, unhandled activations and the like are refused naming your source line.
+    max-pooling (unless ``maxpool`` says otherwise), unhandled activations and the like are refused
+    naming your source line.
 
     Args:
         model: the ANN. QCFS / matched sites take θ = λ; ReLU sites (``nn.ReLU``, ``F.relu``, ...)
@@ -39,6 +42,10 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
         cap: per-step ceiling: ``None``/``"full"``, ``"theta"`` (K = 2^n) or a count K.
         fold_bn: fold each BatchNorm into the conv before it first.
         example: one input batch for the probe passes (default ``[1, 3, 32, 32]`` zeros).
+        maxpool: ``"refuse"`` (default: a max-pool is an error), ``"spiking"`` (each max-pool module
+            becomes a :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`: its time-summed output is the
+            max-pool of the time-summed input, exactly for power-of-two quanta) or ``"avg"`` (swapped for
+            average pooling: changes the network, so only for a model trained with the swap).
 
     Returns:
         The converted network (a copy; ``model`` is unchanged), in eval mode, neurons in SNN mode.
@@ -58,18 +65,20 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
     elif neuron != "mbif":
         raise UserError(f"unknown neuron {neuron!r}: use 'if' or 'mbif'")
     example = torch.zeros(1, 3, 32, 32) if example is None else example
-    prepared = prepare_ann(model.eval(), fold_bn, example)
+    with kept_modes(model):  # your model keeps its train/eval modes (and its weights and hooks)
+        prepared = prepare_ann(model.eval(), fold_bn, example, maxpool)
     thresholds = None
     if any(isinstance(m, ReLUSite) for m in prepared.modules()):
         if calibration is None:
             raise UserError("the model has ReLU sites, which have no λ: pass calibration=<batches of training "
                             "images> (and threshold='max' or 'percentile:P')")
         thresholds = calibrate_thresholds(prepared, calibration, threshold, calib_batches)
-    snn = convert(prepared, example, int_bits, frac_bits, v_init, thresholds=thresholds, cap=cap)
+    snn = convert(prepared, example, int_bits, frac_bits, v_init, thresholds=thresholds, cap=cap,
+                  maxpool="spiking" if maxpool == "spiking" else "refuse")
     # what save_snn needs to rebuild the same structure from a fresh instance of the user's model
     snn.ann2snn_conversion = {"fold_bn": bool(fold_bn), "example_shape": list(example.shape),
                               "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
-                              "threshold": threshold if thresholds is not None else "lambda"}
+                              "threshold": threshold if thresholds is not None else "lambda", "maxpool": maxpool}
     return snn
 
 
@@ -127,6 +136,7 @@ def ann_parity(snn: nn.Module, ann: nn.Module, x: torch.Tensor) -> bool:
 
     set_mode(snn, "ann")
     try:
-        return bool(torch.equal(snn.eval()(x), ann.eval()(x)))
+        with kept_modes(ann):  # your ANN keeps its train/eval modes
+            return bool(torch.equal(snn.eval()(x), ann.eval()(x)))
     finally:
         set_mode(snn, "snn")

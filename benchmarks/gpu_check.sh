@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 5): one short script for a lent GPU machine (the `device` tool). It installs
+# The GPU check: one short script for a lent GPU machine (the `device` tool). It installs
 # ann2snn, trains full-width VGG-16 on a CIFAR-10 subset for a few epochs, runs the ratio benchmark
 # on CUDA, sweeps IF and MBIF(1+3) to T=128, and prints every timing. Everything lands in $OUT.
 #
@@ -48,7 +48,7 @@ for amp in none bf16; do
 done
 log "direct training: ResNet-20 width 4 (the default), MBLIF 2+1 + IC, T = 1, $SNN_EPOCHS epochs, fused step off (CUDA)"
 s=$(date +%s)
-python3 -m ann2snn train-snn --arch resnet20 --width 4 --T 1 --neuron mblif --int-bits 2 --frac-bits 1 --ic \
+python3 -m ann2snn train-snn --arch resnet20 --width 4 --T 1 --neuron mblif:2+1 --ic \
   --epochs $SNN_EPOCHS $D --quiet --out "$OUT/resnet20-mblif21-ic" 2>&1 | tee "$OUT/train_snn.log"
 python3 -m ann2snn eval-snn --checkpoint "$OUT/resnet20-mblif21-ic" --T 1,2,4 $D --quiet \
   --out "$OUT/resnet20-mblif21-ic/eval" | tee -a "$OUT/train_snn.log"

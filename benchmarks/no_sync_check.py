@@ -1,4 +1,4 @@
-"""Check on CUDA that the simulation's time loop never waits for the host (issue 5).
+"""Check on CUDA that the simulation's time loop never waits for the host.
 
 Runs the step loop of ``ann2snn.conversion.simulate.simulate_snn`` (and a chunked one) for a converted VGG-16
 under ``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising call. Only the

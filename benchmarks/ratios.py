@@ -1,25 +1,27 @@
-"""Speed and memory ratios, each measured within this one run (issues 5 and 17).
+"""Speed and memory ratios, each measured within this one run.
 
 Usage: cd benchmarks && python ratios.py [--out ../results/benchmarks/cpu.md] [--arch vgg16 --width 0.25]
-       [--device cuda] [--no-p6]
+       [--device cuda] [--no-spikingjelly]
 
-  P1   one SNN step / one forward of the same network with ReLU, T = 32 steps     (target <= 1.1)
-       plain step, fused step (--fuse), fused + channels_last (--channels-last, against a channels_last ReLU net)
-  P2   one sweep over T = {4, 16, 64, 128} / one 128-step simulation            (target <= 1.05)
-  P3   peak memory of a T=128 simulation / of a T=8 simulation                  (target <= 1.1)
-  P3'  the same with operation counting on, and counting on / off at T = 128    (target <= 1.1)
-  C    simulation with operation counting / without (and with diagnostics too)  (target <= 1.3)
-  P4   a QCFS training step / the same network with ReLU; plain and fused       (target <= 1.15)
-  P5   data pipeline images/s / model training images/s                         (target >= 10)
-  P6   our IF simulation / SpikingJelly 2.0.0's, same ReLU net, θ and images     (target <= 0.5)
-       (benchmarks/p6_spikingjelly.py; needs pip install -e '.[benchmark]')
+  step          one SNN step / one forward of the same network with ReLU, T = 32 steps     (target <= 1.1)
+                plain step, fused step (--fuse), fused + channels_last (--channels-last, against a
+                channels_last ReLU net)
+  sweep         one sweep over T = {4, 16, 64, 128} / one 128-step simulation            (target <= 1.05)
+  memory        peak memory of a T=128 simulation / of a T=8 simulation                  (target <= 1.1)
+  memory+count  the same with operation counting on, and counting on / off at T = 128    (target <= 1.1)
+  counting      simulation with operation counting / without (and with diagnostics too)  (target <= 1.3)
+  training      a QCFS training step / the same network with ReLU; plain and fused       (target <= 1.15)
+  data          data pipeline images/s / model training images/s                         (target >= 10)
+  SpikingJelly  our IF simulation / SpikingJelly 2.0.0's, same ReLU net, θ and images     (target <= 0.5)
+                (benchmarks/spikingjelly_race.py; needs pip install -e '.[benchmark]')
 
-Ratios, not seconds: both sides of each ratio run on the same machine in the same process (P3 on
+Ratios, not seconds: both sides of each ratio run on the same machine in the same process (memory on
 the CPU: in child processes, peak RSS; on CUDA: peak allocated GPU memory), so machine speed
 cancels out. Each timing is the best of a few repeats, after a warm-up call (which also compiles
 the fused step). On CUDA every timing synchronises the device. Random inputs stand in for images
-(speed does not depend on pixel values) except in P6, which checks agreement on CIFAR-10 test
-images when ./data holds them; P5 uses a random uint8 array the size of CIFAR-10's training set.
+(speed does not depend on pixel values) except in the SpikingJelly race, which checks agreement on
+CIFAR-10 test images when ./data holds them; the data ratio uses a random uint8 array the size of
+CIFAR-10's training set.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--out", default=None, help="also write the table (Markdown) here")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--no-p6", action="store_true", help="skip P6 (the race against SpikingJelly)")
+    ap.add_argument("--no-spikingjelly", action="store_true", help="skip the race against SpikingJelly")
     args = ap.parse_args()
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         ap.error(f"--out {args.out}: its folder does not exist; create it first")
@@ -141,7 +143,7 @@ def main():
     for fuse in ("off", "on"):
         set_fused(snn, fuse, dev)
         simulate_snn(snn, [(x, y)], 2)  # warm-up (compiles the fused step)
-        rows.append(("P1", f"SNN step / ReLU-ANN forward, T={T}, {'fused' if fuse == 'on' else 'plain'} step",
+        rows.append(("step", f"SNN step / ReLU-ANN forward, T={T}, {'fused' if fuse == 'on' else 'plain'} step",
                      per_step(snn, x) / fwd, "<= 1.1"))
     if dev.type == "cpu":
         relu_cl = relu.to(memory_format=torch.channels_last)
@@ -151,8 +153,8 @@ def main():
             fwd_cl = timed(lambda: relu_cl(x), repeat=5)
         simulate_snn(snn, [(x, y)], 2)
         step_cl = per_step(snn, x)
-        rows.append(("P1", "SNN step / ReLU-ANN forward, fused, both channels_last", step_cl / fwd_cl, "<= 1.1"))
-        rows.append(("P1", "(for reference) channels_last ReLU-ANN forward / default-layout forward", fwd_cl / fwd,
+        rows.append(("step", "SNN step / ReLU-ANN forward, fused, both channels_last", step_cl / fwd_cl, "<= 1.1"))
+        rows.append(("step", "(for reference) channels_last ReLU-ANN forward / default-layout forward", fwd_cl / fwd,
                      "-"))
         snn.to(memory_format=torch.contiguous_format)
         relu.to(memory_format=torch.contiguous_format)
@@ -163,7 +165,7 @@ def main():
     def sweep():  # what `ann2snn sweep --T 4,16,64,128` does: one 128-step simulation, read at 4 T
         correct, n = simulate_snn(snn, [(x, y)], 128, time_chunk=chunks[128])
         return [int(correct[T - 1]) for T in (4, 16, 64, 128)]
-    rows.append(("P2", "sweep {4,16,64,128} / one 128-step run", timed(sweep, repeat=1) / one, "<= 1.05"))
+    rows.append(("sweep", "sweep {4,16,64,128} / one 128-step run", timed(sweep, repeat=1) / one, "<= 1.05"))
 
     # the cost of counting: the same fused simulation with observers
     base = per_step(snn, x)
@@ -174,14 +176,14 @@ def main():
     with_both = per_step(snn, x, observers=[counter, diag])
     counter.remove()
     diag.remove()
-    rows.append(("C", f"simulation with operation counting / without (fused, T={T})", with_ops / base, "<= 1.3"))
-    rows.append(("C", "simulation with counting and diagnostics / without", with_both / base, "<= 1.3"))
+    rows.append(("counting", f"simulation with operation counting / without (fused, T={T})", with_ops / base, "<= 1.3"))
+    rows.append(("counting", "simulation with counting and diagnostics / without", with_both / base, "<= 1.3"))
     set_fused(snn, "off", dev)
     plain = per_step(snn, x)
     counter = OpCounter(snn)
     plain_ops = per_step(snn, x, observers=[counter])
     counter.remove()
-    rows.append(("C", "(plain step) with operation counting / without", plain_ops / plain, "<= 1.3"))
+    rows.append(("counting", "(plain step) with operation counting / without", plain_ops / plain, "<= 1.3"))
     set_fused(snn, "on", dev)
 
     if dev.type == "cuda":
@@ -191,29 +193,29 @@ def main():
             simulate_snn(snn, [(x, y)], T, time_chunk=1)
             peaks[T] = torch.cuda.max_memory_allocated(dev) / 2**20
         m8, m128 = peaks[8], peaks[128]
-        rows.append(("P3", f"peak GPU memory T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB allocated)", m128 / m8, "<= 1.1"))
+        rows.append(("memory", f"peak GPU memory T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB allocated)", m128 / m8, "<= 1.1"))
     else:
         m8 = peak_rss_child(args.arch, args.width, 8, args.batch)
         m128 = peak_rss_child(args.arch, args.width, 128, args.batch)
-        rows.append(("P3", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
+        rows.append(("memory", f"peak RSS T=128 / T=8 ({m128:.0f} / {m8:.0f} MiB, whole process)", m128 / m8, "<= 1.1"))
         c8 = peak_rss_child(args.arch, args.width, 8, args.batch, count=True)
         c128 = peak_rss_child(args.arch, args.width, 128, args.batch, count=True)
-        rows.append(("P3'", f"with counting: peak RSS T=128 / T=8 ({c128:.0f} / {c8:.0f} MiB)", c128 / c8, "<= 1.1"))
-        rows.append(("P3'", "peak RSS at T=128: counting on / off", c128 / m128, "<= 1.1"))
+        rows.append(("memory+count", f"with counting: peak RSS T=128 / T=8 ({c128:.0f} / {c8:.0f} MiB)", c128 / c8, "<= 1.1"))
+        rows.append(("memory+count", "peak RSS at T=128: counting on / off", c128 / m128, "<= 1.1"))
 
     labels = torch.randint(0, 10, (args.batch,), device=dev)
     qcfs_net = place(build(args.arch, args.width).train(), dev)
     relu_net = place(build(args.arch, args.width, "relu").train(), dev)
     t_qcfs = timed(train_step(qcfs_net, x, labels), repeat=5)
     t_relu = timed(train_step(relu_net, x, labels), repeat=5)
-    rows.append(("P4", "QCFS training step / ReLU training step, plain activation", t_qcfs / t_relu, "<= 1.15"))
+    rows.append(("training", "QCFS training step / ReLU training step, plain activation", t_qcfs / t_relu, "<= 1.15"))
     from ann2snn.ann.activations import QuantClip
     for m in qcfs_net.modules():
         if isinstance(m, QuantClip):
             m.fused = True
     train_step(qcfs_net, x, labels)()  # warm-up (compiles forward and backward)
     t_fused = timed(train_step(qcfs_net, x, labels), repeat=5)
-    rows.append(("P4", "QCFS training step / ReLU training step, fused activation (--fuse)", t_fused / t_relu,
+    rows.append(("training", "QCFS training step / ReLU training step, fused activation (--fuse)", t_fused / t_relu,
                  "<= 1.15"))
 
     images = torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8)
@@ -225,21 +227,21 @@ def main():
             pass
     data_ips = 50000 / timed(one_epoch_data, repeat=1)
     train_ips = args.batch / t_qcfs
-    rows.append(("P5", f"data images/s / training images/s ({data_ips:.0f} / {train_ips:.0f})", data_ips / train_ips,
+    rows.append(("data", f"data images/s / training images/s ({data_ips:.0f} / {train_ips:.0f})", data_ips / train_ips,
                  ">= 10"))
 
-    p6 = None
-    if not args.no_p6 and dev.type == "cpu":
-        from p6_spikingjelly import race
+    race_sj = None
+    if not args.no_spikingjelly and dev.type == "cpu":
+        from spikingjelly_race import race
 
-        p6 = race(width=args.width, T=32, batch=256, n_images=512, repeat=3,
+        race_sj = race(width=args.width, T=32, batch=256, n_images=512, repeat=3,
                   data_dir=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data"))
-        rows.append(("P6", "our IF simulation / SpikingJelly's, plain step", p6["ours_s_plain"] / p6["sj_s"], "<= 0.5"))
-        rows.append(("P6", "our IF simulation / SpikingJelly's, fused step", p6["ours_s_fused"] / p6["sj_s"], "<= 0.5"))
-        rows.append(("P6", "ours fused + channels_last / SpikingJelly default layout",
-                     p6["ours_s_fused_channels_last"] / p6["sj_s"], "<= 0.5"))
-        rows.append(("P6", "ours fused + channels_last / SpikingJelly also channels_last",
-                     p6["ours_s_fused_channels_last"] / p6["sj_s_channels_last"], "<= 0.5"))
+        rows.append(("SpikingJelly", "our IF simulation / SpikingJelly's, plain step", race_sj["ours_s_plain"] / race_sj["sj_s"], "<= 0.5"))
+        rows.append(("SpikingJelly", "our IF simulation / SpikingJelly's, fused step", race_sj["ours_s_fused"] / race_sj["sj_s"], "<= 0.5"))
+        rows.append(("SpikingJelly", "ours fused + channels_last / SpikingJelly default layout",
+                     race_sj["ours_s_fused_channels_last"] / race_sj["sj_s"], "<= 0.5"))
+        rows.append(("SpikingJelly", "ours fused + channels_last / SpikingJelly also channels_last",
+                     race_sj["ours_s_fused_channels_last"] / race_sj["sj_s_channels_last"], "<= 0.5"))
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
     lines = [f"Ratios measured in one run: {args.arch} x{args.width}, batch {args.batch}, MBIF(1+3), "
@@ -252,14 +254,14 @@ def main():
         op, bound = target.split()
         met = value <= float(bound) if op == "<=" else value >= float(bound)
         lines.append(f"| {rid} | {what} | {value:.3f} | {target} | {'yes' if met else 'no'} |")
-    if p6 is not None:
-        lines += ["", f"P6 check, same SNN on both sides: {p6['network']}, {p6['images']}, T = {p6['T']}, batch "
-                  f"{p6['batch']}, {p6['sites']} IF sites with our θ (99.9th percentile). Predictions at T agree on "
-                  f"{100 * p6['agree_at_T']:.1f} % of 128 images; largest logit difference {p6['max_rel_logit_diff']:.2e} "
-                  f"of the logit scale; accuracy at T: ours {100 * p6['acc_ours']:.2f} %, SpikingJelly "
-                  f"{100 * p6['acc_sj']:.2f} %. Seconds (best of 3): ours plain {p6['ours_s_plain']:.2f}, fused "
-                  f"{p6['ours_s_fused']:.2f}, fused + channels_last {p6['ours_s_fused_channels_last']:.2f}; SpikingJelly "
-                  f"{p6['sj_s']:.2f}, channels_last {p6['sj_s_channels_last']:.2f}."]
+    if race_sj is not None:
+        lines += ["", f"SpikingJelly race, the same SNN on both sides: {race_sj['network']}, {race_sj['images']}, T = {race_sj['T']}, batch "
+                  f"{race_sj['batch']}, {race_sj['sites']} IF sites with our θ (99.9th percentile). Predictions at T agree on "
+                  f"{100 * race_sj['agree_at_T']:.1f} % of 128 images; largest logit difference {race_sj['max_rel_logit_diff']:.2e} "
+                  f"of the logit scale; accuracy at T: ours {100 * race_sj['acc_ours']:.2f} %, SpikingJelly "
+                  f"{100 * race_sj['acc_sj']:.2f} %. Seconds (best of 3): ours plain {race_sj['ours_s_plain']:.2f}, fused "
+                  f"{race_sj['ours_s_fused']:.2f}, fused + channels_last {race_sj['ours_s_fused_channels_last']:.2f}; SpikingJelly "
+                  f"{race_sj['sj_s']:.2f}, channels_last {race_sj['sj_s_channels_last']:.2f}."]
     where = os.path.relpath(os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lines += ["", f"Command (from the repository's `{where}` folder): `python {' '.join(sys.argv)}`"]
     text = "\n".join(lines) + "\n"
@@ -269,7 +271,7 @@ def main():
         atomic_write_text(args.out.rsplit(".", 1)[0] + ".json",
                           json.dumps({"rows": [dict(zip(("id", "ratio", "value", "target"), r)) for r in rows],
                                       "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                                      "p6": p6}, indent=1))
+                                      "spikingjelly": race_sj}, indent=1))
 
 
 if __name__ == "__main__":

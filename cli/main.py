@@ -1,6 +1,8 @@
 """The ``ann2snn`` command line: train-ann, convert, sweep.
 
 Every user mistake ends with one line on stderr, ``Error: ...``, and exit status 2 (no traceback).
+A training run stopped by SIGINT / SIGTERM after its checkpoint says where it stopped and how to
+continue, on one line, with exit status 130 / 143; Ctrl-C elsewhere gives ``Aborted.`` and 130.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import click
 from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from ann2snn.cli.errors import flag_errors
-from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, folder_options, neuron_from_flags,
-                                 old_bits_options, pop_folder_options)
+from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, folder_options, maxpool_option,
+                                 neuron_from_flags, old_bits_options, pop_folder_options, run_folder_options,
+                                 weights_options)
 from click.core import ParameterSource
 
 from ann2snn.plumbing.errors import UserError
@@ -45,7 +48,15 @@ def cli():
 
 
 @cli.command("train-ann")
-@click.option("--arch", type=click.Choice(ARCH_CHOICES), default="vgg16", show_default=True)
+@click.option("--arch", type=T.Arch(ARCH_CHOICES), default="vgg16", show_default=True,
+              help="This project's vgg16 / resnet18 / resnet20 (CIFAR-sized), or torchvision:NAME: any torchvision "
+                   "classification network as torchvision builds it (its max-pool too; see --maxpool on convert).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A state_dict file of the --arch torchvision:NAME network trained elsewhere (loaded with "
+                   "weights_only=True, strictly; module./_orig_mod. prefixes stripped): QCFS / matched fine-tuning "
+                   "starts from it, every ReLU call site becoming the activation, λ from data (--lambda-init auto).")
+@click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
+              help="Classes of the network's head (torchvision:NAME).")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True,
               help="imagefolder: your own images in ImageNet's layout, --data-dir ROOT holding "
                    "ROOT/train/<class>/*.JPEG and ROOT/val/<class>/*.JPEG (any image format).")
@@ -82,10 +93,10 @@ def cli():
                    "A resumed run keeps its choice.")
 @compute_options()
 @click.option("--out", type=T.OUT_DIR, required=True, help="Run folder (checkpoint.pt, metrics.csv).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@run_folder_options
 @click.pass_context
 @claims_out("dir")
-def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bits, **options):
+def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits, int_bits, frac_bits, **options):
     """Train a QCFS (or matched) ANN on CIFAR or an image folder; checkpoint every epoch."""
     from ann2snn.pipelines.train_ann import train_ann
 
@@ -96,12 +107,15 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bit
     config = dict(options, **bit_settings, lambda_init=parse_lambda_init(lambda_init))
     explicit = {k for k in list(options) + ["lambda_init"]
                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE} | bits_explicit
-    path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet)
+    path = train_ann(config, out, resume=resume, explicit=explicit, progress=not quiet,
+                     checkpoint_minutes=checkpoint_minutes)
     click.echo(f"ANN checkpoint: {path}")
 
 
 @cli.command("convert")
-@click.option("--checkpoint", type=T.CHECKPOINT, required=True, help="ANN checkpoint from train-ann (file or run folder).")
+@click.option("--checkpoint", type=T.CHECKPOINT, default=None,
+              help="ANN checkpoint from train-ann (file or run folder); or give --arch and --weights.")
+@weights_options
 @click.option("--neuron", type=T.NeuronSpec(("if", "mbif")), default="mbif", show_default=True,
               help="if (1+0, binary spikes), mbif (1+3, or a matched ANN's own bits) or mbif:M+N "
                    "(M integer, N fractional bits, e.g. mbif:1+3).")
@@ -117,14 +131,15 @@ def train_ann_cmd(ctx, out, resume, quiet, lambda_init, bits, int_bits, frac_bit
 @click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
+@maxpool_option
 @data_options(DATA_FOLDERS)
 @folder_options()
 @compute_options(device=False, amp=False)
 @click.option("--out", type=T.OUT_FILE, required=True, help="SNN checkpoint file to write.")
 @click.pass_context
 @claims_out("file")
-def convert_cmd(ctx, checkpoint, neuron, int_bits, frac_bits, v_init, cap, threshold, calib_batches, fold_bn,
-                data_dir, download, skip_md5, quiet, out, **folder):
+def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, int_bits, frac_bits, v_init, cap,
+                threshold, calib_batches, fold_bn, maxpool, data_dir, download, skip_md5, quiet, out, **folder):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron (calibration, with
     --threshold max|percentile:P, runs on the CPU)."""
     import os
@@ -133,10 +148,16 @@ def convert_cmd(ctx, checkpoint, neuron, int_bits, frac_bits, v_init, cap, thres
     from ann2snn.conversion.snn import convert_checkpoint
 
     settings, _ = neuron_from_flags(ctx, neuron, int_bits, frac_bits, ("if", "mbif"))
+    if (checkpoint is None) == (weights is None):
+        raise UserError("give --checkpoint (a train-ann checkpoint), or --arch torchvision:NAME with --weights FILE "
+                        "(a network trained elsewhere), not both")
+    if weights is None and (arch or num_classes or ctx.get_parameter_source("dataset") == ParameterSource.COMMANDLINE):
+        raise UserError("--arch, --num-classes and --dataset describe a --weights file: give --weights too")
     check_output_file(out)
-    src = os.path.join(checkpoint, "checkpoint.pt") if os.path.isdir(checkpoint) else checkpoint
+    src = weights if checkpoint is None else (
+        os.path.join(checkpoint, "checkpoint.pt") if os.path.isdir(checkpoint) else checkpoint)
     if os.path.exists(out) and os.path.exists(src) and os.path.samefile(src, out):
-        raise UserError(f"--out {out} is the ANN checkpoint itself; write the SNN to another file")
+        raise UserError(f"--out {out} is the ANN's own file; write the SNN to another file")
     from ann2snn.conversion.calibrate import parse_threshold
 
     calibration = None
@@ -144,7 +165,18 @@ def convert_cmd(ctx, checkpoint, neuron, int_bits, frac_bits, v_init, cap, thres
         calibration = {"threshold": threshold, "calib_batches": calib_batches, "fold_bn": fold_bn,
                        "data_dir": data_dir, "download": download, "skip_md5": skip_md5, "progress": not quiet,
                        "folder": pop_folder_options(folder)}
-    ckpt = convert_checkpoint(checkpoint, {**settings, "v_init": v_init, "cap": cap}, out, calibration)
+    if weights is not None:
+        if arch is None:
+            raise UserError("--weights needs --arch torchvision:NAME: the network the file's state_dict belongs to")
+        from ann2snn.ann.build import weights_checkpoint
+
+        from ann2snn.plumbing.folder import folder_extra_config
+
+        source = weights_checkpoint(arch, weights, dataset, num_classes, folder_extra_config(dataset, data_dir))
+    else:
+        source = checkpoint
+    ckpt = convert_checkpoint(source, {**settings, "v_init": v_init, "cap": cap, "maxpool": maxpool}, out,
+                              calibration)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
     cap_text = f", K={c['cap']}" if c.get("cap") else ""
@@ -181,8 +213,10 @@ def export_nir_cmd(checkpoint, out):
 
 
 @cli.command("sweep")
-@click.option("--checkpoint", "checkpoints", type=T.CHECKPOINT, multiple=True, required=True,
-              help="SNN checkpoint (repeat for several); or an ANN checkpoint together with --neuron.")
+@click.option("--checkpoint", "checkpoints", type=T.CHECKPOINT, multiple=True,
+              help="SNN checkpoint (repeat for several); or an ANN checkpoint together with --neuron. A network "
+                   "trained elsewhere: --arch and --weights instead (or beside).")
+@weights_options
 @click.option("--T", "T_text", default="4,16,64,128", show_default=True, help="Time steps to report.")
 @click.option("--neuron", "neurons", type=T.NeuronSpec(("if", "mbif")), multiple=True,
               help="For ANN checkpoints: convert in memory to NAME[:M+N], i.e. if, mbif or mbif:M+N (repeatable).")
@@ -212,7 +246,7 @@ def export_nir_cmd(checkpoint, out):
                    "with --ops/--diagnostics). A number > 1 needs --no-ops and no --diagnostics/--plots.")
 @click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
               help="Arithmetic of layers, quantizers and membrane potentials. float64 makes results reproducible "
-                   "across batch sizes, --time-chunk, CPU kernel sets and thread counts (see README); float32 is "
+                   "across batch sizes, --time-chunk, CPU kernel sets and thread counts (docs/reproducibility.md); float32 is "
                    "faster, and a rare spike can differ between those settings.")
 @click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Run each neuron step as one compiled kernel (torch.compile; bit-identical to the plain step, "
@@ -223,6 +257,7 @@ def export_nir_cmd(checkpoint, out):
                    "for CUDA). float32 results may then differ from the default layout's by a rare spike.")
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
+@maxpool_option
 @compute_options()
 @click.option("--out", type=T.OUT_DIR, required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.pass_context
@@ -295,9 +330,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        from ann2snn.plumbing.interrupt import TrainingInterrupted
+
+        if isinstance(e.__cause__, TrainingInterrupted):  # a checkpoint was written: say where, how to go on
+            from ann2snn.cli.errors import to_flags
+
+            click.echo(to_flags(e.__cause__.message), err=True)
+            return e.__cause__.exit_status
         click.echo("Aborted.", err=True)
-        return 1
+        return 130 if isinstance(e.__cause__, KeyboardInterrupt) else 1  # 130: the shell's status for Ctrl-C
     except click.NoSuchOption as e:  # a mistyped option: also name the commands that have it
         click.echo(f"Error: {no_such_option_message(e)}", err=True)
         return 2

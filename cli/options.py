@@ -4,8 +4,10 @@
   them, and ``--quiet``, on every command that computes (train-ann, convert, sweep, train-snn,
   eval-snn, ablate, entropy).
 - :func:`data_options`: ``--data-dir``, ``--download``, ``--skip-md5``.
+- :func:`run_folder_options`: ``--resume`` and ``--checkpoint-minutes``, on the commands that train
+  into a run folder (train-ann, train-snn).
 - :func:`folder_options`: ``--image-size``, ``--resize``, ``--mean``, ``--std``, ``--workers``,
-  ``--skip-bad-images`` (and on train-ann ``--num-classes``) for image folders (``--dataset imagefolder``).
+  ``--skip-bad-images`` for image folders (``--dataset imagefolder``).
 - :func:`old_bits_options`, :func:`neuron_from_flags`, :func:`bits_from_flags`: a neuron is written
   ``NAME[:M+N]`` (``--neuron mbif:1+3``, ``--neuron mblif:2+1``) and bits alone ``M+N``
   (``train-ann --bits 1+3``). The earlier ``--int-bits M --frac-bits N`` still work, hidden from the
@@ -90,7 +92,7 @@ FOLDER_KEYS = ("image_size", "resize", "mean", "std", "workers", "skip_bad_image
 
 def folder_options(train: bool = False):
     """Decorate a command that reads image folders with ``--image-size``, ``--resize``, ``--mean``,
-    ``--std``, ``--workers``, ``--skip-bad-images`` (and, with ``train``, ``--num-classes``).
+    ``--std``, ``--workers``, ``--skip-bad-images`` (``train``: the defaults as train-ann says them).
 
     For train-ann they set the run (stored in its checkpoint); for convert, sweep and entropy the
     input settings default to the checkpoint's and, when given, override them. None of them applies to
@@ -118,10 +120,6 @@ def folder_options(train: bool = False):
         f = click.option("--image-size", type=T.IMAGE_SIZE, default=None, show_default=default,
                          help="Image folders: side of the square crop the network sees (training: "
                               "RandomResizedCrop + flip; evaluation: center crop).")(f)
-        if train:
-            f = click.option("--num-classes", type=T.NUM_CLASSES, default=None,
-                             show_default="the folder's class count",
-                             help="Image folders: outputs of the network (at least the folder's classes).")(f)
         return f
     return deco
 
@@ -131,6 +129,17 @@ def pop_folder_options(options: dict) -> dict:
     folder = {k: options.pop(k) for k in FOLDER_KEYS if k in options}
     folder["skip_bad_images"] = folder.get("skip_bad_images") or None
     return folder
+
+
+def run_folder_options(f):
+    """Decorate a training command with ``--resume`` and ``--checkpoint-minutes`` (passed as ``resume`` and
+    ``checkpoint_minutes``; see :func:`ann2snn.ann.train.fit`)."""
+    f = click.option("--checkpoint-minutes", type=T.floats(0, 1e6), default=30.0, show_default=True,
+                     help="Also checkpoint every this many minutes within an epoch (0: at epoch ends only). Ctrl-C "
+                          "or SIGTERM checkpoints after the current step and exits (130 / 143); --resume continues "
+                          "from there exactly.")(f)
+    f = click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")(f)
+    return f
 
 
 def old_bits_options(f):
@@ -219,3 +228,35 @@ def bits_from_flags(ctx, bits: tuple[int, int], int_bits: int | None, frac_bits:
     _deprecated(old, f"--bits {m}+{n}")
     return {"int_bits": m, "frac_bits": n}, {k for k, v in (("int_bits", int_bits), ("frac_bits", frac_bits))
                                              if v is not None}
+
+
+def maxpool_option(f):
+    """``--maxpool refuse|spiking|avg`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`)."""
+    return click.option(
+        "--maxpool", type=click.Choice(["refuse", "spiking", "avg"]), default="refuse", show_default=True,
+        help="What conversion does with a max-pool. refuse: an error naming it. spiking: each max-pool module sends, "
+             "every step, the increase of the window maximum of its accumulated input, so its time-sum is the ANN's "
+             "max-pool of the summed input (no retraining). avg: swapped for average pooling, which changes the "
+             "network: only for a network trained or fine-tuned with the swap.")(f)
+
+
+def weights_options(f):
+    """``--arch torchvision:NAME --weights FILE [--num-classes N] [--dataset D]``: a network trained elsewhere,
+    read from its state_dict file instead of a train-ann checkpoint (convert, sweep)."""
+    from ann2snn.cli import types as T
+
+    f = click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default="cifar10",
+                     show_default=True,
+                     help="With --weights: the dataset of the network's images (calibration and test data); "
+                          "imagefolder: --data-dir ROOT with train/<class>/ and val/<class>/ images, read at "
+                          "--image-size (default 224) after --resize (256) with ImageNet's --mean/--std.")(f)
+    f = click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
+                     help="With --weights: classes of the network's head.")(f)
+    f = click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A state_dict file of the --arch network, trained elsewhere (weights_only=True, strict; "
+                          "module./_orig_mod. prefixes stripped). It is a ReLU network: give --threshold "
+                          "max|percentile:P, calibrated on the dataset's training images.")(f)
+    f = click.option("--arch", type=T.Arch([]), default=None,
+                     help="With --weights: torchvision:NAME, the network the file belongs to.")(f)
+    return f
+

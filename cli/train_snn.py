@@ -1,7 +1,7 @@
 """``ann2snn train-snn``: directly train a spiking ResNet with LIF / MBLIF neurons (the seed's Tables 2–4).
 
 Register it on the main group with ``cli.add_command(train_snn_cmd)``. Its options mirror
-``train-ann``'s training flags; its defaults are the seed's settings (DESIGN §3). Every bad setting
+``train-ann``'s training flags; its defaults are the seed's settings (docs/design.md §3.9). Every bad setting
 raises :class:`ann2snn.plumbing.errors.UserError` (one line, exit status 2 through ``ann2snn.cli.main``).
 """
 
@@ -13,7 +13,8 @@ from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
 from ann2snn.cli.errors import flag_errors
-from ann2snn.cli.options import compute_options, data_options, neuron_from_flags, old_bits_options
+from ann2snn.cli.options import (compute_options, data_options, neuron_from_flags, old_bits_options,
+                               run_folder_options)
 
 #: where train-snn and eval-snn read their data
 FOLDERS = "cifar-10-batches-py/, cifar-100-python/ or DvsGesture/"
@@ -81,10 +82,10 @@ def shared_options(f):
 @compute_options(amp_help=AMP_HELP)
 @click.option("--out", type=T.OUT_DIR, required=True,
               help="Run folder (checkpoint.pt, metrics.csv, accuracy.csv/.md/.json).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@run_folder_options
 @click.pass_context
 @claims_out("dir")
-def train_snn_cmd(ctx, out, resume, quiet, neuron, int_bits, frac_bits, **options):
+def train_snn_cmd(ctx, out, resume, checkpoint_minutes, quiet, neuron, int_bits, frac_bits, **options):
     """Directly train a spiking ResNet (LIF / MBLIF, optional interlaminar connection); checkpoint every epoch."""
     from ann2snn.pipelines.train_snn import DEFAULT_MBLIF_BITS, resolve_config, train_snn
 
@@ -94,7 +95,8 @@ def train_snn_cmd(ctx, out, resume, quiet, neuron, int_bits, frac_bits, **option
     options = {**settings, **options}
     if not resume:
         resolve_config(options)  # refuse bad flags before touching --out or the data
-    path = train_snn(options, out, resume=resume, explicit=explicit, progress=not quiet)
+    path = train_snn(options, out, resume=resume, explicit=explicit, progress=not quiet,
+                     checkpoint_minutes=checkpoint_minutes)
     click.echo(f"SNN checkpoint: {path}")
 
 

@@ -223,3 +223,36 @@ OUT_FILE = click.Path(dir_okay=False)
 OUT_DIR = click.Path(file_okay=False)
 #: the data folder (it may not exist yet: the data check says how to get the data)
 DATA_DIR = click.Path(file_okay=False)
+
+
+class Arch(click.ParamType):
+    """An architecture: one of this project's ``presets``, or ``torchvision:<name>`` (any torchvision
+    classification network; an unknown name is refused with the nearest names)."""
+
+    name = "arch"
+
+    def __init__(self, presets):
+        self.presets = list(presets)
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(self.presets) + "|torchvision:NAME]"
+
+    def convert(self, value, param, ctx):
+        value = str(value)
+        if value in self.presets:
+            return value
+        if value.startswith("torchvision:"):
+            from ann2snn.models.torchvision_arch import build_torchvision_check
+
+            try:
+                build_torchvision_check(value)
+            except ValueError as e:
+                self.fail(str(e), param, ctx)
+            return value
+        self.fail(f"{value!r} is not one of {', '.join(map(repr, self.presets))} or torchvision:NAME", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(p) for p in self.presets + ["torchvision:"] if p.startswith(incomplete)]
+

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The direct-training runs on the full CIFAR-10 training set at a single time step (the seed's Table 4
-# setting), each resumable: a run cut off by the end of a session continues where it stopped when the
+# setting), each resumable: a run that was cut off continues where it stopped when the
 # script is run again with the same RUN.
 # Usage: OMP_NUM_THREADS=1 bash results/direct_runs.sh RUN [RUN ...]
 #   RUN = cifar10-resnet20-lif        LIF, no interlaminar connection (the seed's Table 3 row 1)

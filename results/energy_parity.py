@@ -1,4 +1,4 @@
-"""Energy to parity (issue 13): for each conversion path, the best IF row and the best MBIF row at the
+"""Energy to parity: for each conversion path, the best IF row and the best MBIF row at the
 first T where each comes within 1 point of its own ANN, with its operation counts and energy.
 
 Usage: python results/energy_parity.py [OUT] [PATH=COSTS_FOLDER ...]

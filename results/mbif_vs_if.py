@@ -1,4 +1,4 @@
-"""MBIF against IF on every conversion path (issue 13): one line per ANN and multi-bit neuron, from the
+"""MBIF against IF on every conversion path: one line per ANN and multi-bit neuron, from the
 stacked Table-9 tables.
 
 Usage: python results/mbif_vs_if.py [OUT] TABLE.csv [TABLE.csv ...]

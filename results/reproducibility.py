@@ -1,4 +1,4 @@
-"""How often spikes flip between batch sizes, time chunks, CPU kernel sets and thread counts (issue 14).
+"""How often spikes flip between batch sizes, time chunks, CPU kernel sets and thread counts.
 
 A converted network is simulated once per setting on the same test images. Every neuron's count
 k_t at every step, and the logits, are recorded per image, then compared with a reference setting

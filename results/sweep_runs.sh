@@ -6,7 +6,7 @@
 #   test set only, into results/DATASET/ARCH-ACTIVATION[-if|-mbif]/ (QCFS: IF and MBIF(1+3) with
 #   half-lsb and half-threshold in one sweep; matched: IF and MBIF(1+3) half-lsb as two sweeps), or
 #   cifar10-ARCH-ACTIVATION-costs: operation counts on the 1,000-image subset, into <that folder>/costs, or
-#   issue 13 (calibrated ReLU networks and the per-step cap):
+#   calibrated ReLU networks and the per-step cap:
 #   cifar10-ARCH-relu-costs, cifar10-ARCH-qcfs-cap-costs: operation counts for the energy-to-parity table
 #     (results/energy_parity.py), on the 1,000-image subset;
 #   cifar10-vgg16-relu-settings: choose the threshold mode on a fixed 2,000-image test subset, with and
@@ -16,12 +16,12 @@
 #   DATASET-ARCH-qcfs-cap: a QCFS(L=4) ANN (the run folder DATASET-ARCH-qcfs) as IF, MBIF(1+2) capped at K = 4
 #     (exact at T = 1) and MBIF(1+3) capped at θ, in one process into results/DATASET/ARCH-qcfs-cap; with
 #     CAP_ROWS (e.g. CAP_ROWS="mbif:1+2 if"), only those neurons, one process each (JOBS at a time), into
-#     results/DATASET/ARCH-qcfs-cap-NEURON (e.g. resnet18-qcfs-cap-mbif-1+2), so a ResNet-18 fits a session.
+#     results/DATASET/ARCH-qcfs-cap-NEURON (e.g. resnet18-qcfs-cap-mbif-1+2), so that a ResNet-18's rows can run apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS_DIR:-runs}
 T=1,2,4,8,16,32,64,128
-# the threshold mode chosen on results/cifar10/relu-settings (issue 13): percentile:99.9 gives the best IF
+# the threshold mode chosen on results/cifar10/relu-settings: percentile:99.9 gives the best IF
 # and MBIF rows there at almost every T; --fold-bn changes no row by more than 0.2 points, so it is left off
 RELU_THRESHOLD=${RELU_THRESHOLD:-percentile:99.9}
 RELU_FOLD=${RELU_FOLD:-}
@@ -64,7 +64,7 @@ for run in "${@:-vgg16-qcfs}"; do
       if [ "$act" = qcfs ]; then neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb --v-init half-threshold"; out=$arch-qcfs
       else neurons="--neuron if --neuron mbif:1+3 --v-init half-lsb"; out=$arch-matched-mbif; fi
       costs "$out" --checkpoint "$RUNS/$dataset-$arch-$act" $neurons ;;
-    # issue 13, energy to parity: operation counts on the 1,000-image subset for the best rows of the
+    # energy to parity: operation counts on the 1,000-image subset for the best rows of the
     # calibrated ReLU path (IF and MBIF(1+3), half-lsb, the chosen threshold mode) and of the capped QCFS
     # path (IF, MBIF(1+2) K=4, MBIF(1+3) K=8), into results/cifar10/ARCH-relu/costs and ARCH-qcfs-cap/costs
     cifar10-*-relu-costs)

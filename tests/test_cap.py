@@ -1,4 +1,4 @@
-"""The per-step ceiling (cap) of the multi-bit IF neuron (DESIGN §3, issue 13).
+"""The per-step ceiling (cap) of the multi-bit IF neuron (docs/design.md §3.5).
 
 * MBIF(m, n) capped at θ (K = 2^n), from v_0 = q/2, has after T steps exactly the time-averaged output
   of IF (v_0 = θ/2) after 2^n·T steps, for inputs below 0, inside [0, θ] and above θ.

@@ -2,7 +2,7 @@
 
 The core is the neuron step (``ann2snn/conversion/neurons.py``), the shared quantizer
 (``ann2snn/ann/quantizer.py``) and the per-step cap K. Every expected value below is written by hand
-from DESIGN §3 (``v ← v + x``, ``k = clip(floor(v/q), 0, K)``, ``s = k·q``, ``v ← v − s``,
+from docs/design.md §3.1 (``v ← v + x``, ``k = clip(floor(v/q), 0, K)``, ``s = k·q``, ``v ← v − s``,
 ``q = θ·2^-n``, ``K = 2^(m+n) − 1`` or the cap) or is a literal message or default; none is computed
 by the code under test. All inputs are dyadic, so every value is exact in float32.
 """

@@ -1,4 +1,4 @@
-"""results/energy_parity.py (issue 13, energy to parity) on committed real costs sweeps."""
+"""results/energy_parity.py (energy to parity) on committed real costs sweeps."""
 
 import shutil
 from pathlib import Path

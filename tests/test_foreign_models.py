@@ -1,4 +1,4 @@
-"""Models the toolkit did not build: converted right, or refused by name (issue 15, DESIGN §5 complaints 1, 11).
+"""Models the toolkit did not build: converted right, or refused by name (docs/design.md §5, pitfalls 1 and 11).
 
 torchvision's resnet18 / vgg11_bn / mobilenet_v2 (untrained, 10 classes) and small hand-written
 models with ``F.relu``, max-pooling or activations the converter does not handle. A converted model

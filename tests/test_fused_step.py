@@ -1,4 +1,4 @@
-"""The fused neuron step (one compiled kernel per step, issue 17) against the plain step.
+"""The fused neuron step (one compiled kernel per step) against the plain step.
 
 The claim is bit-identity: the same spike values and membrane potentials, not merely close ones.
 Both run the same correctly rounded float operations in the same order, so it holds for every
@@ -157,7 +157,7 @@ def test_sweep_cli_records_the_fused_choice(tmp_path, fake_cifar):
 @pytest.mark.exactness
 @pytest.mark.parametrize("make", [lambda: QCFS(4, 1.3), lambda: MatchedQuant(1, 3, 0.9)])
 def test_fused_activation_in_training_same_output_and_input_gradient(make):
-    """P4's fused QCFS / matched activation: forward values and dL/dx bit-identical; dL/dλ is a sum
+    """The fused QCFS / matched activation (the training ratio of benchmarks/ratios.py): forward values and dL/dx bit-identical; dL/dλ is a sum
     over the tensor, which the compiled backward adds in another order (close, not identical)."""
     g = torch.Generator().manual_seed(1)
     for shape in [(32, 16, 8, 8), (20, 30, 2, 3)]:

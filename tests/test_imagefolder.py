@@ -159,9 +159,14 @@ def test_augmentation_is_seeded_per_image_not_per_batch(tmp_path, monkeypatch):
     assert len(calls) == 9 - 3 * 2 and len(tail) == 2 and len(b) == 5
     for (xa, ya), (xb, yb) in zip(tail, full[3:]):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert len(list(b)) == 5  # the position applied to one pass only
-    with pytest.raises(UserError):
-        b.set_position(-1)
+    assert len(list(b)) == 2  # every pass of this epoch starts there ...
+    b.set_epoch(0)
+    assert len(list(b)) == 5  # ... until set_epoch
+    b.set_position(5)
+    assert list(b) == []
+    for bad in (-1, 6, 1.0):
+        with pytest.raises(ValueError, match="outside 0..5"):
+            b.set_position(bad)
 
 
 def test_subset_is_balanced_and_seeded(tmp_path):

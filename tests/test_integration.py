@@ -119,7 +119,7 @@ def test_matched_identity_at_T1_on_real_images(cifar10_dir, tmp_path, arch):
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 def test_qcfs_identity_at_T1_with_the_cap_on_real_images(cifar10_dir, tmp_path, arch):
     """A QCFS(L=4) ANN and its MBIF(1+2) SNN capped at K = 4 (v_init half-lsb) give equal logits at
-    T = 1, after training (also through a saved SNN checkpoint) and at initialisation (issue 13)."""
+    T = 1, after training (also through a saved SNN checkpoint) and at initialisation."""
     from ann2snn.ann.build import build_ann
     from ann2snn.ann.lambda_init import init_lambda_from_data
     from ann2snn.conversion.snn import convert_checkpoint, exact_neuron_hint

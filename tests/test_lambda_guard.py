@@ -1,4 +1,4 @@
-"""λ stays positive during training, whatever --lambda-init and --lr (issue 14, DESIGN §2)."""
+"""λ stays positive during training, whatever --lambda-init and --lr (docs/design.md §2)."""
 
 import pytest
 import torch

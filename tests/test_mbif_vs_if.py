@@ -1,4 +1,4 @@
-"""results/mbif_vs_if.py (issue 13, the MBIF-against-IF reading) on the committed real tables."""
+"""results/mbif_vs_if.py (the MBIF-against-IF reading) on the committed real tables."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Hand-computed membrane and output traces of IF / MBIF (DESIGN §3), and the shared quantizer."""
+"""Hand-computed membrane and output traces of IF / MBIF (docs/design.md §3.1), and the shared quantizer."""
 
 import pytest
 import torch

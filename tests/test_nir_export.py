@@ -1,4 +1,4 @@
-"""NIR export (issue 16): round trips through sinabs, what is lost, and refusals."""
+"""NIR export: round trips through sinabs, what is lost, and refusals."""
 
 import subprocess
 import sys

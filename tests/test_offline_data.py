@@ -70,7 +70,19 @@ def test_download_uses_the_offline_copy(tmp_path, capsys):
 
 def test_missing_data_names_the_offline_route(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "offline_copy", lambda: "/x/shared/data/unpack_cifar.py")
-    with pytest.raises(UserError, match=r"`download`.*offline on this project's machines: python "
-                                        r"/x/shared/data/unpack_cifar.py .* cifar10"):
+    with pytest.raises(UserError) as info:
         data.load_split("cifar10", str(tmp_path), True)
+    folder = os.path.join(str(tmp_path), "cifar-10-batches-py")
+    # word for word the instruction of the README's quick start and docs/data.md, with this call's paths
+    assert str(info.value) == (
+        f"cifar10 not found: expected torchvision's files in {folder}. Online, add `download`. Offline, with the "
+        f"packed copy in /x/shared/data/ (this project's machines): python /x/shared/data/unpack_cifar.py "
+        f"{tmp_path} cifar10. Or point `data_dir` or $ANN2SNN_DATA at a folder holding cifar-10-batches-py/.")
     assert not os.listdir(tmp_path)
+    # without the packed copy the offline sentence is left out, and the rest stays
+    monkeypatch.setattr(data, "offline_copy", lambda: None)
+    with pytest.raises(UserError) as info:
+        data.load_split("cifar10", str(tmp_path), True)
+    assert str(info.value) == (f"cifar10 not found: expected torchvision's files in {folder}. Online, add "
+                               "`download`. Or point `data_dir` or $ANN2SNN_DATA at a folder holding "
+                               "cifar-10-batches-py/.")

@@ -1,4 +1,4 @@
-"""Operation counts, fan-out maps, energy, and bit-plane execution (issue 3: Fig. 4, Table 5)."""
+"""Operation counts, fan-out maps, energy, and bit-plane execution (the paper's Fig. 4, Table 5)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Output folders (issue 14): writable before any work, one writer at a time, stale temporaries removed."""
+"""Output folders: writable before any work, one writer at a time, stale temporaries removed."""
 
 import os
 import signal

@@ -1,4 +1,7 @@
-"""The README's "Python API" code block runs as written."""
+"""The Python API block of docs/guides/own-model.md runs as written and computes what it says.
+
+(tests/test_doc_blocks.py runs every other code block of the README and docs/; this one is run here,
+with checks of its results.)"""
 
 import os
 import re
@@ -6,16 +9,17 @@ import re
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGE = "docs/guides/own-model.md"
 
 
-def test_readme_python_api_block_runs(tmp_path, monkeypatch):
+def test_python_api_block_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the block saves my_snn.pt in the working folder
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text.split("## Python API", 1)[1]
+    text = open(os.path.join(ROOT, PAGE), encoding="utf-8").read()
+    section = text.split("## The Python API", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     torch.manual_seed(0)
     scope: dict = {}
-    exec(compile(code, "README.md (Python API)", "exec"), scope)
+    exec(compile(code, f"{PAGE} (The Python API)", "exec"), scope)
     out, table = scope["out"], scope["table"]
     assert out.shape == (8, 4, 10)
     assert list(table["T"]) == [1, 4, 8] and table["accuracy"].between(0, 100).all()

@@ -1,4 +1,4 @@
-"""What is reproducible, in which precision, across what (issue 14; README "Reproducibility").
+"""What is reproducible, in which precision, across what (docs/reproducibility.md).
 
 * float64 (``--precision float64``): the same spike count at every neuron, step and image, and the
   same accuracy at every t, for batch sizes 1, 7 and 40 and time chunks 1 and 4. ``.ci/run`` repeats

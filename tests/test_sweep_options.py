@@ -1,4 +1,4 @@
-"""sweep straight from an ANN checkpoint with calibrated thresholds, BN folding and caps (issue 13)."""
+"""sweep straight from an ANN checkpoint with calibrated thresholds, BN folding and caps."""
 
 import json
 

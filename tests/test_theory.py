@@ -1,4 +1,4 @@
-"""Theory checks on a one-layer net with constant input (DESIGN §3).
+"""Theory checks on a one-layer net with constant input (docs/design.md §3.2–§3.5).
 
 With reset by subtraction and constant input x, the total a neuron emits after T steps is
 floor((T·x + v_0)/q)·q until it saturates, so its time average is x rounded on a grid of q/T:

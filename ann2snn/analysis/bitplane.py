@@ -1,7 +1,7 @@
 """Bit-plane execution of a weighted layer on multi-bit spikes (the seed paper's Fig. 4).
 
 A multi-bit spike carries an integer count ``k`` in ``0..2^B − 1`` (B = m + n bits) and the value
-``s = k·q`` (DESIGN §3). Writing ``k = Σ_b 2^b · k_b`` with bits ``k_b = (k >> b) & 1``, a linear
+``s = k·q`` (docs/design.md §3.1). Writing ``k = Σ_b 2^b · k_b`` with bits ``k_b = (k >> b) & 1``, a linear
 layer ``W`` (a Conv2d or Linear) on the spikes decomposes into binary layers::
 
     W(k·q) + bias = q · Σ_b 2^b · W(plane_b) + bias,      plane_b = (k >> b) & 1
@@ -119,7 +119,8 @@ def bitplane_forward(layer: nn.Module, counts: torch.Tensor, q, num_bits: int) -
 @torch.no_grad()
 def check_bitplanes(snn: nn.Module, x: torch.Tensor, T: int = 4) -> list[dict]:
     """Run a converted network for ``T`` steps and recompute, at every step, each ``Conv2d`` / ``Linear``
-    that is fed directly by a neuron as a sum of binary bit planes (:func:`bitplane_forward`).
+    that is fed directly by a neuron (or by a spiking max-pool fed directly by one: its outputs are whole
+    counts of the neuron's q) as a sum of binary bit planes (:func:`bitplane_forward`).
 
     This checks Fig. 4's claim on a real network: the layer applied to multi-bit spikes ``k·q`` equals
     ``q · Σ_b 2^b · layer(plane_b)``, so it needs binary accumulates only. Layers fed through something
@@ -139,6 +140,7 @@ def check_bitplanes(snn: nn.Module, x: torch.Tensor, T: int = 4) -> list[dict]:
     Raises:
         UserError (a ValueError): ``T < 1``. ValueError: a neuron output that is not a whole multiple of its quantum ``q``.
     """
+    from ann2snn.conversion.maxpool import SpikingMaxPool
     from ann2snn.conversion.neurons import MultiBitIF
     from ann2snn.ann.evaluate import as_model_input, model_dtype
     from ann2snn.conversion.simulate import reset_neurons, set_mode
@@ -152,6 +154,17 @@ def check_bitplanes(snn: nn.Module, x: torch.Tensor, T: int = 4) -> list[dict]:
     handles = []
     for name, m in neurons.items():
         handles.append(m.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(id(out), (name, out))))
+
+    def pool_hook(_m, inputs, out):
+        """A spiking max-pool fed directly by a neuron sends whole counts of that neuron's q: its output is
+        checked as that neuron's spikes."""
+        src, held = outputs.get(id(inputs[0]), (None, None))
+        if held is inputs[0]:
+            outputs[id(out)] = (src, out)
+
+    for m in snn.modules():
+        if isinstance(m, SpikingMaxPool):
+            handles.append(m.register_forward_hook(pool_hook))
 
     def layer_hook(name):
         def fn(layer, inputs, out):

@@ -3,7 +3,7 @@
 The seed (§3.1, Table 1) argues that multi-bit spikes carry more information than binary ones: for a
 membrane potential ``U ~ N(0, 1)`` and threshold ``V_th``, an (m, n) neuron emits the count
 
-    k = clip( floor(U / (V_th · 2^-n)), 0, K ),     K = 2^(m+n) − 1          (DESIGN §3, fire rule)
+    k = clip( floor(U / (V_th · 2^-n)), 0, K ),     K = 2^(m+n) − 1          (docs/design.md §3.1, fire rule)
 
 and the Shannon entropy ``H(k) = −Σ_k P(k) · log2 P(k)`` (in bits) grows with m and n, towards the
 differential entropy of the potential itself, ``h(U) = ½·log2(2πe) ≈ 2.0471`` bits.
@@ -60,7 +60,7 @@ def bits_label(int_bits: int, frac_bits: int) -> str:
 def spike_value_probs(v_th: float, int_bits: int, frac_bits: int) -> np.ndarray:
     """Exact distribution of the spike count for a standard-normal membrane potential.
 
-    With ``U ~ N(0, 1)``, quantum ``q = V_th · 2^-n`` and ``K = 2^(m+n) − 1`` (seed §3.1; DESIGN §3),
+    With ``U ~ N(0, 1)``, quantum ``q = V_th · 2^-n`` and ``K = 2^(m+n) − 1`` (seed §3.1; docs/design.md §3.1),
     the count ``k = clip(floor(U / q), 0, K)`` has
 
         P(0) = Φ(q)    (every U < q, negative potentials included, gives no spike)

@@ -65,6 +65,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ann2snn.conversion.maxpool import SpikingMaxPool
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.simulate import Observer
 from ann2snn.plumbing import fuse
@@ -130,14 +131,19 @@ def _layer_macs(layer: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
 
 
 class _NeuronState:
-    """Save the membrane potentials of a model's neurons and put them back afterwards."""
+    """Save the membrane potentials of a model's neurons (and the state of its spiking max-pools) and
+    put them back afterwards."""
+
+    _FIELDS = {MultiBitIF: ("v",), SpikingMaxPool: ("acc", "peak")}
 
     def __init__(self, model: nn.Module):
-        self.saved = [(n, n.v) for n in model.modules() if isinstance(n, MultiBitIF)]
+        self.saved = [(m, {f: getattr(m, f) for f in self._FIELDS[type(m)]}) for m in model.modules()
+                      if type(m) in self._FIELDS]
 
     def restore(self) -> None:
-        for n, v in self.saved:
-            n.v = v
+        for m, fields in self.saved:
+            for f, value in fields.items():
+                setattr(m, f, value)
 
 
 def _probe_input(model: nn.Module, input_shape) -> torch.Tensor:
@@ -225,18 +231,27 @@ def _check_routing(root: torch.Tensor) -> None:
                          "treated as wiring")
 
 
-def fanout_maps(snn: nn.Module, input_shape=(1, 3, 32, 32)) -> tuple[dict[str, torch.Tensor], list[str]]:
+def fanout_maps(snn: nn.Module, input_shape=(1, 3, 32, 32), sources: dict | None = None
+                ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Per-element fan-out of every neuron of a converted SNN (see the module docstring).
+
+    A spiking max-pool (:class:`~ann2snn.conversion.maxpool.SpikingMaxPool`) fed by one neuron is a
+    spike source of its own: its outputs (whole counts of that neuron's q) are the next layer's input
+    events, so it gets a fan-out map, and the neuron's elements that only reach the pool get 0.
+
+    Args:
+        sources: if given, filled with ``{pool name: the neuron feeding it}``.
 
     Returns:
         ``(fanout, analog_layers)``: ``fanout[name]`` is an int64 tensor shaped like one image's
-        output of neuron ``name`` (``[C, H, W]`` or ``[F]``); ``analog_layers`` are the weighted
-        layers whose input derives from no neuron (they run as MACs every step).
+        output of neuron (or spiking max-pool) ``name`` (``[C, H, W]`` or ``[F]``); ``analog_layers``
+        are the weighted layers whose input derives from no neuron (they run as MACs every step).
 
     Raises:
         ValueError: no neuron, or routing other than wiring (see :func:`_check_routing`).
     """
     leaves: dict[str, torch.Tensor] = {}
+    sources = {} if sources is None else sources
     terms: list[torch.Tensor] = []
     analog: list[str] = []
     handles = []
@@ -258,6 +273,23 @@ def fanout_maps(snn: nn.Module, input_shape=(1, 3, 32, 32)) -> tuple[dict[str, t
                     analog.append(name)
                 return out.detach()
             handles.append(m.register_forward_hook(weighted_hook))
+        elif isinstance(m, SpikingMaxPool):
+            def maxpool_hook(mod, inp, out, name=name):
+                x = inp[0]
+                if not x.requires_grad:  # fed by a weighted layer or the input: its output is a current
+                    return None
+                _check_routing(x.sum())
+                names = list(leaves)
+                grads = torch.autograd.grad(x.sum(), [leaves[n] for n in names], allow_unused=True, retain_graph=True)
+                feeding = [n for n, g in zip(names, grads) if g is not None and bool(g.ne(0).any())]
+                if len(feeding) != 1:
+                    raise ValueError(f"spiking max-pool '{name}' takes the spikes of {len(feeding)} neurons "
+                                     f"({', '.join(feeding)}); counting needs one neuron (one quantum q) per pool")
+                sources[name] = feeding[0]
+                leaf = torch.zeros_like(out).requires_grad_(True)  # its outputs are the next layer's events
+                leaves[name] = leaf
+                return leaf
+            handles.append(m.register_forward_hook(maxpool_hook))
         elif isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             def pool_hook(mod, inp, out):
                 x = inp[0]
@@ -324,7 +356,9 @@ class OpCounter(Observer):
 
     def __init__(self, snn: nn.Module, input_shape=(1, 3, 32, 32)):
         self.input_shape = tuple(input_shape)
-        self.fanout, self.analog_layers = fanout_maps(snn, input_shape)
+        #: spiking max-pool → the neuron feeding it (its quantum and largest count K count the pool's outputs)
+        self.pool_sources: dict[str, str] = {}
+        self.fanout, self.analog_layers = fanout_maps(snn, input_shape, self.pool_sources)
         self.ann = ann_macs(snn, input_shape)
         self.first_layer_macs = sum(self.ann["layers"][n] for n in self.analog_layers)
         self.sites = list(self.fanout)
@@ -341,7 +375,9 @@ class OpCounter(Observer):
         self._handles = []
         for name, m in snn.named_modules():
             if isinstance(m, MultiBitIF):
-                self._handles.append(m.register_forward_hook(self._hook(name)))
+                self._handles.append(m.register_forward_hook(self._hook(name, m)))
+            elif name in self.pool_sources:  # counted in the quantum and K of the neuron feeding it
+                self._handles.append(m.register_forward_hook(self._hook(name, snn.get_submodule(self.pool_sources[name]))))
 
     # --- hooks and Observer interface -------------------------------------------------------
     def _fan(self, name: str, device) -> torch.Tensor:
@@ -356,7 +392,9 @@ class OpCounter(Observer):
             self._dev_fanout[key] = self._fan(name, device).reshape(-1).to(torch.float64)
         return self._dev_fanout[key]
 
-    def _hook(self, name: str):
+    def _hook(self, name: str, src: MultiBitIF):
+        """Count the outputs of ``name`` (a neuron, or a spiking max-pool fed by neuron ``src``) in whole
+        counts of ``src``'s quantum."""
         def hook(mod, inp, out):
             if not self._active or mod.mode != "snn":
                 return
@@ -364,13 +402,13 @@ class OpCounter(Observer):
             if tuple(out.shape[1:]) != tuple(fan.shape):
                 raise ValueError(f"neuron '{name}' output {tuple(out.shape[1:])} does not match the fan-out map "
                                  f"{tuple(fan.shape)} probed at input shape {self.input_shape}")
-            if mod.fused and self._fused_count.fused and out.dim() == 4:  # one compiled pass (same integers)
-                nonzero, pc = fuse.run_fused(self._fused_count, count_step, out, mod.quantum(), mod.k_max.bit_length())
+            if getattr(mod, "fused", False) and self._fused_count.fused and out.dim() == 4:  # one compiled pass
+                nonzero, pc = fuse.run_fused(self._fused_count, count_step, out, src.quantum(), src.k_max.bit_length())
                 fan64 = self._fan64(name, out.device)
                 events = torch.dot(nonzero.to(torch.float64), fan64)
-                bitops = events if mod.k_max == 1 else torch.dot(pc.to(torch.float64), fan64)
+                bitops = events if src.k_max == 1 else torch.dot(pc.to(torch.float64), fan64)
             else:
-                events, bitops = self._plain_counts(name, mod, out)
+                events, bitops = self._plain_counts(name, src, out)
             # written into one preallocated tensor: per-step tensors kept until the end of the batch
             # would pin small blocks between the large ones and grow the heap with T
             if self._t >= self._counts.shape[2]:

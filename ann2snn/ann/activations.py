@@ -6,7 +6,7 @@ Two activations, both with one trainable threshold λ per call site and a straig
   SNNs" (ICLR 2022): ``λ · clip(floor(x·L/λ + 0.5)/L, 0, 1)``, written here as
   ``q · clip(floor((x + q/2)/q), 0, L)`` with quantum ``q = λ/L``.
 * :class:`MatchedQuant` -- the activation whose transfer function *is* one MBIF(m, n) step from
-  ``v_0 = q/2`` with ``θ = λ`` (DESIGN §3): ``λ · clip(floor(x·2^n/λ + 0.5)/2^n, 0, 2^m − 2^-n)``,
+  ``v_0 = q/2`` with ``θ = λ`` (docs/design.md §3.4): ``λ · clip(floor(x·2^n/λ + 0.5)/2^n, 0, 2^m − 2^-n)``,
   i.e. quantum ``q = λ·2^-n`` and largest count ``K = 2^(m+n) − 1``.
 
 Both call :func:`ann2snn.ann.quantizer.fire_count`, the same function the neuron fires with.
@@ -122,7 +122,7 @@ class QCFS(QuantClip):
 class MatchedQuant(QuantClip):
     """The "matched" activation: exactly one MBIF(m, n) step from ``v_0 = q/2`` with ``θ = λ``.
 
-    ``y = λ · clip(floor(x·2^n/λ + 0.5)/2^n, 0, 2^m − 2^-n)`` (DESIGN §3); quantum ``q = λ·2^-n``,
+    ``y = λ · clip(floor(x·2^n/λ + 0.5)/2^n, 0, 2^m − 2^-n)`` (docs/design.md §3.4); quantum ``q = λ·2^-n``,
     ``K = 2^(m+n) − 1``. With m=1, n=0 it equals :class:`QCFS` with L=1.
 
     Args:
@@ -158,7 +158,7 @@ class MatchedQuant(QuantClip):
 class LambdaGuard:
     """Keeps every stored λ of a model at or above :data:`LAMBDA_MIN` during training, and says so.
 
-    QCFS users saw λ go negative with a small ``--lambda-init`` and a large ``--lr`` (DESIGN §2).
+    QCFS users saw λ go negative with a small ``--lambda-init`` and a large ``--lr`` (docs/design.md §2).
     :meth:`after_step` clamps each site's ``raw_lambda`` in place after the optimizer step (no host
     sync; a normal run never reaches the floor, so it changes nothing there) and remembers the lowest
     value each site was pushed to. :meth:`report` reads that once (call it every few steps and at the

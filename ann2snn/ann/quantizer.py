@@ -3,7 +3,7 @@
 Both the QCFS / matched activations (ANN side) and the multi-bit IF neuron's fire step (SNN side)
 call :func:`fire_count`. A matched activation computed from ``x`` and one MBIF step from
 ``v_0 = q/2`` therefore run the very same floating-point operations, so the conversion identity at
-T = 1 is exact by construction (DESIGN §3), not merely close.
+T = 1 is exact by construction (docs/design.md §3.4), not merely close.
 """
 
 from __future__ import annotations

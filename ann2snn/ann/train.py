@@ -4,7 +4,9 @@ Defaults follow QCFS for CIFAR (Bu et al., ICLR 2022): SGD with momentum 0.9, lr
 5e-4 on every parameter, cosine schedule over all epochs, batch 128, 300 epochs. Each epoch ends
 with a test evaluation, an atomically written checkpoint (weights, λs, optimizer, scheduler, RNG
 state, full config) and an atomically rewritten ``metrics.csv``. The last epoch's checkpoint is the
-one that is converted: nothing is selected on the test set.
+one that is converted: nothing is selected on the test set. Within an epoch, a checkpoint is also
+written every :data:`CHECKPOINT_MINUTES` minutes and on SIGINT / SIGTERM, and resumes mid-epoch
+exactly (see :func:`fit`).
 """
 
 from __future__ import annotations
@@ -32,22 +34,28 @@ DEFAULTS = {
     "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
     "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
-    "fuse": "auto",
-    # dataset "imagefolder" only (ann2snn.plumbing.folder): outputs (default: the folder's class count),
-    # input settings (None: 224-pixel crops, resize 256, ImageNet's mean/std), decoding processes, and
-    # whether unreadable files are skipped
+    "fuse": "auto", "weights": None,
+    # num_classes: the network's outputs (default: the dataset's; an image folder's class count). Dataset
+    # "imagefolder" only (ann2snn.plumbing.folder): input settings (None: 224-pixel crops, resize 256,
+    # ImageNet's mean/std), decoding processes, and whether unreadable files are skipped
     "num_classes": None, "image_size": None, "resize": None, "mean": None, "std": None, "workers": "auto",
     "skip_bad_images": False,
 }
 #: config keys that may differ when resuming (they do not change what is computed, only where)
 RESUME_FREE = {"data_dir", "download", "skip_md5", "device", "workers", "skip_bad_images"}
 #: config keys that only dataset "imagefolder" reads
-FOLDER_ONLY = ("num_classes", "image_size", "resize", "mean", "std")
+FOLDER_ONLY = ("image_size", "resize", "mean", "std")
 
 CKPT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
 #: test images per batch (per process under torchrun) in a training run's per-epoch test evaluation
 EVAL_BATCH = 500
+#: minutes of training between mid-epoch checkpoints by default (an ImageNet epoch takes hours)
+CHECKPOINT_MINUTES = 30.0
+#: under DDP, the ranks agree on a stop signal or a due checkpoint once per this many steps
+DDP_CHECK_STEPS = 50
+#: the clock of the time-based checkpoints, in seconds (a module attribute, so that tests can replace it)
+clock = time.monotonic
 
 
 def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()):
@@ -198,9 +206,31 @@ def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, loa
     return {**stored, **{k: config[k] for k in RESUME_FREE}}, state, ckpt_path
 
 
+def check_checkpoint_minutes(minutes) -> float:
+    """``minutes`` as a float; UserError unless it is a number >= 0 (0: checkpoints at epoch ends only)."""
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 <= minutes < float("inf"):
+        raise UserError(f"`checkpoint_minutes` must be a number of minutes >= 0 (0: only at the end of each epoch), "
+                        f"got {minutes!r}")
+    return float(minutes)
+
+
+def _agree(d: Dist, device: torch.device, signum: int | None, timed: bool) -> tuple[int | None, bool]:
+    """Under DDP, the largest signal number and any rank's due time (every rank stops and saves at the
+    same step); unchanged in one process."""
+    if not d.enabled:
+        return signum, timed
+    import torch.distributed as dist
+
+    flags = torch.tensor([signum or 0, int(timed)], dtype=torch.int64, device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    s, t = flags.tolist()
+    return (s or None), bool(t)
+
+
 def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state: dict | None, ckpt_path: str,
         progress: bool = True, stop_after: int | None = None, after_epoch=None,
-        device: torch.device = torch.device("cpu"), d: Dist = Dist()) -> str:
+        device: torch.device = torch.device("cpu"), d: Dist = Dist(),
+        checkpoint_minutes: float = CHECKPOINT_MINUTES) -> str:
     """The training loop shared by ``train-ann`` and ``train-snn``.
 
     SGD (momentum, weight decay on every parameter) with a cosine schedule over ``config['epochs']``,
@@ -210,19 +240,49 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
     ``after_epoch(model, row)`` if given. ``state`` (from :func:`open_run`) restores all of that
     first, so a resumed run continues exactly.
 
+    Mid-epoch checkpoints: every ``checkpoint_minutes`` minutes of training (0: never; the clock is
+    :data:`clock`; one due at an epoch's last step is the epoch-end checkpoint), and when SIGINT or
+    SIGTERM arrives (see :mod:`ann2snn.plumbing.interrupt`), the checkpoint is written after the
+    optimizer step in progress: the same contents plus ``position``
+    (``batch``: batches of the epoch done, ``batches``: batches per epoch, ``sums``: the epoch's
+    running [loss·samples, correct, samples], ``seconds``: the epoch's training time so far), with
+    ``format`` :data:`~ann2snn.plumbing.checkpoint.MIDEPOCH_FORMAT` and ``epoch`` the epochs complete.
+    After a signal, the loop raises :class:`~ann2snn.plumbing.interrupt.TrainingInterrupted` (a signal
+    during the epoch-end evaluation lets the epoch's checkpoint be written first). A resumed mid-epoch
+    checkpoint continues with ``train.set_position(batch)``: the same samples, order, augmentation and
+    global RNG stream, so (in one process, same machine, threads and kernels) the final weights and
+    every metrics row but ``seconds`` equal an uninterrupted run's. A checkpoint without ``position``
+    (every epoch-end checkpoint, and those of older versions) resumes at the start of the next epoch.
+
+    ``train`` must provide ``set_epoch(e)``, ``set_position(batch)`` and ``len()`` (batches per epoch),
+    as :class:`~ann2snn.plumbing.data.CifarBatches` does.
+
     The model runs on ``device`` (``channels_last`` on CUDA), under bfloat16 autocast when
     ``config['amp'] == 'bf16'``, and inside ``DistributedDataParallel`` when ``d.world > 1``; only
     rank 0 writes files and prints. Losses and accuracies are summed on the device and read once
     per epoch (and every 50 steps for the progress bar), so the step loop does not wait on the host.
+    Under DDP the ranks agree on a signal or a due checkpoint every :data:`DDP_CHECK_STEPS` steps and
+    at each epoch's last step; a resumed DDP run continues from rank 0's RNG state (not exact).
+
+    Raises:
+        UserError: a bad ``checkpoint_minutes``, or a mid-epoch checkpoint whose batches per epoch
+            differ from ``len(train)``.
+        TrainingInterrupted: after SIGINT / SIGTERM, once the checkpoint is written.
     """
+    from ann2snn.plumbing.checkpoint import MIDEPOCH_FORMAT
+    from ann2snn.plumbing.interrupt import StopSignals, TrainingInterrupted
+
+    minutes = check_checkpoint_minutes(checkpoint_minutes)
     out_dir = os.path.dirname(ckpt_path)
     model = place(model, device)
     amp = config.get("amp", "none")
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    n_batches = len(train)
     metrics: list[dict] = []
     start = 0
+    position = None
     if state is not None:
         load_state_strict(model, state["model_state"], source=ckpt_path)
         optimizer.load_state_dict(state["optimizer_state"])
@@ -232,6 +292,11 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
             torch.cuda.set_rng_state(state["cuda_rng_state"], device)
         metrics = list(state["metrics"])
         start = state["epoch"]
+        position = state.get("position")  # absent: at an epoch's end (older checkpoints too)
+        if position is not None and position["batches"] != n_batches:
+            raise UserError(f"{ckpt_path} stopped at batch {position['batch']} of {position['batches']} per epoch, "
+                            f"but this run has {n_batches} batches per epoch (other data?); resume it with the "
+                            "data it was trained on, or start a new `out_dir`")
         if start >= config["epochs"]:
             if d.is_main:
                 print(f"run in {out_dir} is already complete ({start} of {config['epochs']} epochs)")
@@ -247,59 +312,100 @@ def fit(model: nn.Module, config: dict, train, test, evaluate, kind: str, state:
     guard = LambdaGuard(model)
     end = config["epochs"] if stop_after is None else min(stop_after, config["epochs"])
     show = progress and d.is_main
-    for epoch in range(start, end):
-        t0 = time.time()
-        net.train()
-        train.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss·n, correct, seen
-        bar = progress_bar(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show)
-        for step, (x, y) in enumerate(bar):
-            with autocast(device, amp):
-                out = net(x)
-            loss = loss_fn(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            guard.after_step()
-            sums += torch.stack([loss.detach().double() * len(y), (out.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
-            if step % 50 == 0:
-                for line in guard.report():
-                    if d.is_main:
-                        tqdm.write(line, file=sys.stderr)
-                if show:
-                    s = sums.tolist()
-                    bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
-        scheduler.step()
-        for line in guard.report():
-            if d.is_main:
-                tqdm.write(line, file=sys.stderr)
-        if d.enabled:  # each rank updated BN running stats with its own last batch: evaluate rank 0's model
-            import torch.distributed as dist
 
-            for buf in model.buffers():
-                dist.broadcast(buf, src=0)
-        loss_sum, correct, seen = all_reduce_sum(d, sums).tolist()
-        with autocast(device, amp):
-            tests = evaluate(model, test)
-        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, **tests, "lr": lr,
-               "seconds": time.time() - t0}
-        metrics.append(row)
-        if d.is_main:
-            save_checkpoint({
-                "kind": kind, "format": FORMAT, "config": config, "epoch": epoch + 1,
-                "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
-                "cuda_rng_state": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "metrics": metrics, "complete": epoch + 1 == config["epochs"],
-            }, ckpt_path)
-            atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
-            if after_epoch is not None:
-                after_epoch(model, row)
-            # one line per epoch, also with --quiet (which only hides the progress bars)
-            tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
-                       f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
-        barrier(d)
+    def checkpoint(epoch: int, at: dict | None) -> None:
+        """Write the checkpoint (rank 0): after ``epoch`` complete epochs, at ``at`` within the next if given."""
+        if not d.is_main:
+            return
+        ckpt = {
+            "kind": kind, "format": FORMAT if at is None else MIDEPOCH_FORMAT, "config": config, "epoch": epoch,
+            "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(), "rng_state": torch.get_rng_state(),
+            "cuda_rng_state": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "metrics": metrics, "complete": epoch == config["epochs"],
+        }
+        if at is not None:
+            ckpt["position"] = at
+        save_checkpoint(ckpt, ckpt_path)
+
+    with StopSignals(announce=d.is_main) as signals:
+        last_save = clock()
+        for epoch in range(start, end):
+            net.train()
+            train.set_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss·n, correct, seen
+            skip, spent = 0, 0.0
+            if position is not None and epoch == start:
+                skip, spent = position["batch"], position["seconds"]
+                if d.is_main:  # the stored sums are over all ranks: one rank takes them
+                    sums += torch.tensor(position["sums"], dtype=torch.float64, device=device)
+                train.set_position(skip)
+            t0 = time.time() - spent
+            bar = progress_bar(train, desc=f"epoch {epoch + 1}/{config['epochs']}", disable=not show,
+                               total=n_batches, initial=skip)
+            for step, (x, y) in enumerate(bar, start=skip):
+                with autocast(device, amp):
+                    out = net(x)
+                loss = loss_fn(out.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                guard.after_step()
+                sums += torch.stack([loss.detach().double() * len(y), (out.argmax(1) == y).sum().double(),
+                                     torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
+                if step % 50 == 0:
+                    for line in guard.report():
+                        if d.is_main:
+                            tqdm.write(line, file=sys.stderr)
+                    if show:
+                        s = sums.tolist()
+                        bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
+                done = step + 1
+                if d.enabled and done % DDP_CHECK_STEPS and done != n_batches:
+                    continue  # under DDP the ranks agree only every DDP_CHECK_STEPS steps (a host sync)
+                # a due checkpoint waits for the epoch's end if this was its last step
+                due = minutes > 0 and done < n_batches and clock() - last_save >= minutes * 60
+                signum, timed = _agree(d, device, signals.signum, due)
+                if signum is None and not timed:
+                    continue
+                at = {"batch": done, "batches": n_batches, "sums": all_reduce_sum(d, sums.clone()).tolist(),
+                      "seconds": time.time() - t0}  # under DDP the sums of all ranks (rank 0 restores them)
+                checkpoint(epoch, at)
+                last_save = clock()
+                if signum is not None:
+                    barrier(d)
+                    bar.close()
+                    raise TrainingInterrupted(signum, epoch + 1, done, n_batches, ckpt_path, epoch_end=False)
+                if show:
+                    tqdm.write(f"checkpoint at epoch {epoch + 1}, batch {done}/{n_batches}: {ckpt_path}")
+            scheduler.step()
+            for line in guard.report():
+                if d.is_main:
+                    tqdm.write(line, file=sys.stderr)
+            if d.enabled:  # each rank updated BN running stats with its own last batch: evaluate rank 0's model
+                import torch.distributed as dist
+
+                for buf in model.buffers():
+                    dist.broadcast(buf, src=0)
+            loss_sum, correct, seen = all_reduce_sum(d, sums).tolist()
+            with autocast(device, amp):
+                tests = evaluate(model, test)
+            row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, **tests, "lr": lr,
+                   "seconds": time.time() - t0}
+            metrics.append(row)
+            if d.is_main:
+                checkpoint(epoch + 1, None)
+                atomic_write_text(os.path.join(out_dir, METRICS_NAME), pd.DataFrame(metrics).to_csv(index=False))
+                if after_epoch is not None:
+                    after_epoch(model, row)
+                # one line per epoch, also with --quiet (which only hides the progress bars)
+                tqdm.write(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.4f} train {row['train_acc']:.4f} "
+                           f"test {row['test_acc']:.4f} lr {lr:.4g} ({row['seconds']:.0f} s)")
+            last_save = clock()
+            barrier(d)
+            signum, _ = _agree(d, device, signals.signum, False)
+            if signum is not None and epoch + 1 < config["epochs"]:
+                raise TrainingInterrupted(signum, epoch + 1, n_batches, n_batches, ckpt_path, epoch_end=True)
     return ckpt_path

@@ -22,50 +22,31 @@ import torch.fx
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ann2snn.ann import relu_sites
 from ann2snn.ann.activations import QuantClip
+from ann2snn.conversion.maxpool import SpikingMaxPool
 from ann2snn.plumbing.errors import UserError
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.opcheck import probe_sites
 from ann2snn.conversion.sites import ReLUSite
-from ann2snn.plumbing.probe import probe_pass
+from ann2snn.plumbing.probe import kept_modes, probe_pass
 
 __all__ = ["ReLUSite", "calibrate_thresholds", "fold_batchnorm", "kth_percentile", "parse_threshold",
            "prepare_relu_sites", "trace"]
 
 SAMPLE_PER_BATCH = 1 << 20
-
-
-class _Tracer(torch.fx.Tracer):
-    """fx tracer that keeps activations and neurons as leaves."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (QuantClip, MultiBitIF, ReLUSite)) or super().is_leaf_module(m, qualname)
+#: module types fx keeps as leaves here: activations, neurons, prepared sites, spiking max-pools
+_LEAVES = (QuantClip, MultiBitIF, ReLUSite, SpikingMaxPool)
 
 
 def trace(model: nn.Module) -> torch.fx.GraphModule:
-    """``torch.fx`` trace of ``model`` with our activations as leaves.
+    """``torch.fx`` trace of ``model`` with our activations and neurons as leaves
+    (:func:`ann2snn.ann.relu_sites.trace`).
 
     Raises:
         UserError: the model cannot be traced (dynamic control flow, ...), with the tracer's message.
     """
-    try:
-        graph = _Tracer().trace(model)
-    except Exception as e:  # fx raises many types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"torch.fx cannot trace {type(model).__name__} ({first}); give every activation its "
-                        "own nn.ReLU module, called once") from None
-    return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
-
-
-_RELU_FUNCS = {torch.relu, torch.nn.functional.relu, torch.relu_, torch.nn.functional.relu_}
-
-
-def _is_relu_node(node, modules) -> bool:
-    if node.op == "call_module":
-        return isinstance(modules[node.target], nn.ReLU)
-    if node.op == "call_function":
-        return node.target in _RELU_FUNCS
-    return node.op == "call_method" and node.target in ("relu", "relu_")
+    return relu_sites.trace(model, _LEAVES)
 
 
 def prepare_relu_sites(model: nn.Module, example: torch.Tensor) -> nn.Module:
@@ -91,19 +72,7 @@ def prepare_relu_sites(model: nn.Module, example: torch.Tensor) -> nn.Module:
             parent_name, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent_name) if parent_name else model, child, ReLUSite())
         return model
-    gm = trace(model)
-    modules = dict(gm.named_modules())
-    for i, node in enumerate([n for n in gm.graph.nodes if _is_relu_node(n, modules)]):
-        target = f"relu_site_{i}"
-        gm.add_submodule(target, ReLUSite())
-        with gm.graph.inserting_after(node):
-            new = gm.graph.call_module(target, (node.args[0],))
-        node.replace_all_uses_with(new)
-        gm.graph.erase_node(node)
-    gm.delete_all_unused_submodules()
-    gm.graph.lint()
-    gm.recompile()
-    return gm
+    return relu_sites.rewrite_relu_calls(model, ReLUSite, prefix="relu_site", leaf_types=_LEAVES)
 
 
 def parse_threshold(text: str) -> tuple[str, float | None]:
@@ -198,7 +167,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     Raises:
         UserError: the model cannot be traced.
     """
-    gm = trace(model.eval())
+    with kept_modes(model):  # the caller's model keeps its modes
+        gm = trace(model.eval())
     modules = dict(gm.named_modules())
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):

@@ -1,6 +1,6 @@
 """Replace every activation call site of a quantization-clip ANN by its own spiking neuron.
 
-Conversion refuses to pass silently (DESIGN §5, complaint 1):
+Conversion refuses to pass silently (docs/design.md §5, pitfall 1):
 
 * every activation must be a :class:`~ann2snn.ann.activations.QuantClip` module; an ``nn.ReLU`` (or
   other ANN activation) module, or a functional call such as ``F.relu`` / ``torch.relu`` /
@@ -20,6 +20,7 @@ from torch import nn
 
 from ann2snn.ann.activations import QuantClip
 from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.maxpool import check_maxpool_mode, make_pools_spiking
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.opcheck import FOREIGN_MODULES, check_operations, probe_sites
 from ann2snn.ann.quantizer import check_bits
@@ -54,7 +55,8 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
 
 
 def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bits: int = 0,
-            v_init: str = "half-lsb", thresholds: dict[str, float] | None = None, cap=None) -> nn.Module:
+            v_init: str = "half-lsb", thresholds: dict[str, float] | None = None, cap=None,
+            maxpool: str = "refuse") -> nn.Module:
     """Return a converted copy of ``model``: each QCFS/matched site becomes a :class:`MultiBitIF`.
 
     The neuron's threshold is the site's λ (``θ = λ``); IF is ``int_bits=1, frac_bits=0``. The
@@ -70,14 +72,25 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
             required for ReLU sites (:class:`ann2snn.conversion.calibrate.ReLUSite`).
         cap: the neurons' per-step ceiling (``None``/``"full"``, ``"theta"`` or a count K; see
             :func:`ann2snn.conversion.neurons.resolve_cap`).
+        maxpool: ``"refuse"`` (a max-pool is an error naming it) or ``"spiking"``: every max-pool
+            module becomes its own :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`
+            (``"avg"`` is applied before, by :func:`ann2snn.conversion.maxpool.apply_maxpool`).
 
     Raises:
-        UserError: bad bits or v_init, a λ <= 0, a ReLU site without threshold, or any failed
-            call-site check.
+        UserError: bad bits or v_init, a λ <= 0, a ReLU site without threshold, a max-pool with
+            ``maxpool="refuse"`` (or a functional one), a max-pool module called at several places,
+            or any failed call-site check.
     """
     check_bits(int_bits, frac_bits)
-    check_operations(model, example)
+    if check_maxpool_mode(maxpool) == "avg":
+        raise UserError("`maxpool` avg swaps the pools before conversion: call ann2snn.conversion.maxpool.apply_maxpool "
+                        "first, then convert with maxpool='refuse'")
+    check_operations(model, example, maxpool)
     snn = copy.deepcopy(model).eval()
+    pools = make_pools_spiking(snn) if maxpool == "spiking" else []
+    for name in pools:  # the ANN's pool while the structure is probed; spiking at the end
+        snn.get_submodule(name).mode = "ann"
+    _check_pools_called_once(snn, example, pools)
     sites = find_activation_sites(snn, example)
     thresholds = thresholds or {}
     for name in sites:
@@ -97,7 +110,26 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
         parent = snn.get_submodule(parent_name) if parent_name else snn
         setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site, cap=cap))
     check_converted(snn, example, expected=len(sites))
+    for name in pools:
+        snn.get_submodule(name).mode = "snn"
     return snn
+
+
+def _check_pools_called_once(snn: nn.Module, example: torch.Tensor, pools: list[str]) -> None:
+    """A spiking max-pool keeps state: one module called at two places would mix them. Refuse that."""
+    if not pools:
+        return
+    from ann2snn.plumbing.probe import probe_pass
+
+    counts = {name: 0 for name in pools}
+    handles = [snn.get_submodule(name).register_forward_hook(
+        lambda *_a, name=name: counts.__setitem__(name, counts[name] + 1)) for name in pools]
+    with probe_pass(snn, handles), torch.no_grad():  # the pools are in ANN mode: no state touched
+        snn(example)
+    for name, c in counts.items():
+        if c > 1:
+            raise UserError(f"max-pool '{name}' is called {c} times per forward pass; a spiking max-pool keeps "
+                            "state, so each call site needs its own module")
 
 
 def check_converted(snn: nn.Module, example: torch.Tensor, expected: int) -> None:

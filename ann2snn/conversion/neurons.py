@@ -1,6 +1,6 @@
 """Multi-bit integrate-and-fire neurons (the SNN side of conversion).
 
-One rule covers IF and MBIF (DESIGN §3). With m integer bits, n fractional bits, threshold θ,
+One rule covers IF and MBIF (docs/design.md §3.1). With m integer bits, n fractional bits, threshold θ,
 quantum ``q = θ·2^-n`` and largest count ``K = 2^(m+n) − 1``, at each time step t::
 
     v   ← v + x_t                         charge (x_t: input current at step t)
@@ -11,7 +11,7 @@ quantum ``q = θ·2^-n`` and largest count ``K = 2^(m+n) − 1``, at each time s
 IF is the case m=1, n=0 (q = θ, K = 1). MBIF(1+3) sends values in {0, 1/8, ..., 15/8}·θ. Note that
 MBIF's per-step maximum ``(2^m − 2^-n)·θ`` exceeds θ (the ANN's clip) whenever m >= 1.
 
-**Per-step ceiling** (DESIGN §3): the largest count K can be capped below ``2^(m+n) − 1``
+**Per-step ceiling** (docs/design.md §3.5): the largest count K can be capped below ``2^(m+n) − 1``
 (:func:`resolve_cap`). ``cap="theta"`` gives ``K = 2^n``, so no step sends more than θ. With
 ``v_0 = q/2`` and a constant input, MBIF(m, n) capped at θ has after T steps the same time-averaged
 output as IF (``v_0 = θ/2``) after ``2^n·T`` steps; capped at ``K = L = 2^n`` one step is QCFS(L).
@@ -30,7 +30,7 @@ V_INIT_MODES = ("half-lsb", "half-threshold", "zero")
 
 
 def if_step(v: torch.Tensor, x: torch.Tensor, q: torch.Tensor, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One IF/MBIF time step (DESIGN §3): charge, fire, reset by subtraction.
+    """One IF/MBIF time step (docs/design.md §3.1): charge, fire, reset by subtraction.
 
     Args:
         v: membrane potential before the step, ``[B, ...]`` (or a 0-dim tensor: the same v_0 everywhere).

@@ -1,7 +1,7 @@
 """Every operation between neurons is checked: it commutes with summing over time, or it is refused.
 
 An SNN step feeds spikes through the same layers as the ANN; the rates only reproduce the ANN when
-each operation between activation sites is linear in its spike input (DESIGN §5, complaint 11).
+each operation between activation sites is linear in its spike input (docs/design.md §5, pitfall 11).
 :func:`check_operations` runs one probe forward pass of an ANN under a ``TorchFunctionMode`` and
 classifies every torch call made outside the activation sites:
 
@@ -29,6 +29,7 @@ from torch.overrides import TorchFunctionMode
 
 from ann2snn.ann.activations import QuantClip
 from ann2snn.plumbing.errors import UserError
+from ann2snn.conversion.maxpool import POOL_TYPES, SpikingMaxPool, check_maxpool_mode
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.sites import ReLUSite
 from ann2snn.plumbing.probe import probe_pass
@@ -78,12 +79,17 @@ REFUSED = {
     "softmax": "softmax", "log_softmax": "softmax", "layer_norm": "layer norm", "group_norm": "group norm",
     "instance_norm": "instance norm",
 }
+#: module types whose max-pool call is refused with :data:`MAXPOOL_HINT` (a module) rather than the functional hint
+_POOL_TYPE_NAMES = {"MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"}
 _ACTIVATIONS = {"relu6", "hardtanh", "hardtanh_", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
                 "elu", "leaky_relu", "softplus", "mish", "selu", "celu", "clamp", "clamp_", "clip", "clamp_min",
                 "clamp_max", "threshold", "prelu", "rrelu", "logsigmoid", "softsign", "tanhshrink", "hardshrink"}
 
-MAXPOOL_HINT = ("a max of spikes is not a max of rates, so the SNN would not follow the ANN; swap it for average "
-                "pooling before training (ann2snn.swap_maxpool_for_avgpool), as QCFS does")
+MAXPOOL_HINT = ("a max of spikes is not a max of rates, so the SNN would not follow the ANN as it is; convert with "
+                "`maxpool` spiking (a max-pool module keeps its max in the time-sum), or swap it for average pooling "
+                "and retrain (`maxpool` avg, ann2snn.swap_maxpool_for_avgpool), as QCFS does")
+FUNCTIONAL_MAXPOOL_HINT = ("a max of spikes is not a max of rates; make it an nn.MaxPool2d module (one per call "
+                           "site) and convert with `maxpool` spiking, or swap it for average pooling and retrain")
 
 
 def _name(func) -> str:
@@ -167,7 +173,10 @@ class _OpSpy(TorchFunctionMode):
             return
         if name in REFUSED:
             what = REFUSED[name]
-            hint = MAXPOOL_HINT if what == "max-pooling" else "conversion cannot make it spiking"
+            hint = "conversion cannot make it spiking"
+            if what == "max-pooling":
+                inside_pool = self.modules and self.modules[-1][1] in _POOL_TYPE_NAMES
+                hint = MAXPOOL_HINT if inside_pool else FUNCTIONAL_MAXPOOL_HINT
             self.refusal = f"{where} calls {name} ({what}): {hint}"
             return
         if name in ("hardtanh", "hardtanh_", "relu6", "clamp", "clamp_", "clip", "clamp_min", "clamp_max"):
@@ -218,13 +227,18 @@ def probe_sites(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, int]
     return ordered, spy.calls
 
 
-def check_operations(model: nn.Module, example: torch.Tensor) -> int:
+def check_operations(model: nn.Module, example: torch.Tensor, maxpool: str = "refuse") -> int:
     """Probe ``model`` once (eval mode, ``example`` e.g. ``[1, 3, 32, 32]``) and check every torch call
     made outside its activation sites (module docstring). Returns the number of ReLU calls seen.
+
+    With ``maxpool="spiking"`` the max-pool *modules* pass (conversion makes each a
+    :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`); a functional max-pool is still refused.
+    A :class:`~ann2snn.conversion.maxpool.SpikingMaxPool` always passes.
 
     Raises:
         UserError: the first refused operation, naming it and the user's source line.
     """
+    passing = (SpikingMaxPool,) + (POOL_TYPES if check_maxpool_mode(maxpool) == "spiking" else ())
     constants = {id(t) for t in list(model.parameters()) + list(model.buffers())}
     spy = _OpSpy(constants)
     handles = []
@@ -238,6 +252,9 @@ def check_operations(model: nn.Module, example: torch.Tensor) -> int:
                 handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "relu_calls", spy.relu_calls + 1)))
             handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "depth", spy.depth + 1)))
             handles.append(m.register_forward_hook(lambda *_: setattr(spy, "depth", spy.depth - 1)))  # returns None
+        elif isinstance(m, passing):
+            handles.append(m.register_forward_pre_hook(lambda *_: setattr(spy, "depth", spy.depth + 1)))
+            handles.append(m.register_forward_hook(lambda *_: setattr(spy, "depth", spy.depth - 1)))
     probe_forward(model, example, spy, handles)
     if spy.refusal:
         raise UserError(spy.refusal)
@@ -245,16 +262,23 @@ def check_operations(model: nn.Module, example: torch.Tensor) -> int:
 
 
 def swap_maxpool_for_avgpool(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.MaxPool2d`` / ``nn.AdaptiveMaxPool2d`` module of ``model`` in place by the average
-    pooling of the same geometry (QCFS's fix), and return ``model``. Do it **before training**: a
-    network trained with max-pooling changes when its pools change.
+    """Replace every max-pool module of ``model`` (``nn.MaxPool1d/2d/3d``, ``nn.AdaptiveMaxPool1d/2d/3d``)
+    in place by the average pooling of the same geometry (QCFS's fix), and return ``model``. Do it
+    **before training**: a network trained with max-pooling changes when its pools change.
+
+    Raises:
+        UserError: a max-pool with dilation > 1, which average pooling cannot reproduce.
     """
+    fixed = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
+    adaptive = {nn.AdaptiveMaxPool1d: nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool2d: nn.AdaptiveAvgPool2d,
+                nn.AdaptiveMaxPool3d: nn.AdaptiveAvgPool3d}
     for name, m in list(model.named_modules()):
-        if isinstance(m, nn.MaxPool2d):
-            new = nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode,
-                               count_include_pad=False)
-        elif isinstance(m, nn.AdaptiveMaxPool2d):
-            new = nn.AdaptiveAvgPool2d(m.output_size)
+        if type(m) in fixed:
+            if any(d != 1 for d in ((m.dilation,) if isinstance(m.dilation, int) else m.dilation)):
+                raise UserError(f"max-pool '{name}' has dilation {m.dilation}, which average pooling cannot take")
+            new = fixed[type(m)](m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode, count_include_pad=False)
+        elif type(m) in adaptive:
+            new = adaptive[type(m)](m.output_size)
         else:
             continue
         parent, _, child = name.rpartition(".")

@@ -1,6 +1,6 @@
 """Run ANNs and converted SNNs over a dataset and count correct predictions.
 
-SNN simulation (DESIGN §3): the analog image is the input current at every step (direct
+SNN simulation (docs/design.md §3.7): the analog image is the input current at every step (direct
 encoding); the last Linear stays analog and its outputs are summed over steps; the prediction at
 step t is the argmax of the sum over steps 1..t. Because the network is causal, one simulation of
 ``T_max`` steps gives the accuracy at every ``t <= T_max``, identical to separate runs. Every
@@ -15,6 +15,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ann2snn.conversion.maxpool import SpikingMaxPool
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.plumbing import fuse as fuse_mod
 from ann2snn.ann.quantizer import at_least_float32
@@ -28,17 +29,26 @@ def neurons_of(model: nn.Module) -> list[MultiBitIF]:
     return [m for m in model.modules() if isinstance(m, MultiBitIF)]
 
 
+def stateful_of(model: nn.Module) -> list[nn.Module]:
+    """The modules that keep state across time steps, in module order: the neurons and the spiking
+    max-pools (:class:`~ann2snn.conversion.maxpool.SpikingMaxPool`). Each has ``mode``, ``time_chunk``
+    and ``reset()``."""
+    return [m for m in model.modules() if isinstance(m, (MultiBitIF, SpikingMaxPool))]
+
+
 def reset_neurons(model: nn.Module) -> None:
-    """Reset the membrane potential of every neuron (start of a new batch)."""
-    for n in neurons_of(model):
+    """Reset the membrane potential of every neuron, and the state of every spiking max-pool (start of a
+    new batch)."""
+    for n in stateful_of(model):
         n.reset()
 
 
 def set_mode(model: nn.Module, mode: str) -> None:
-    """Switch every neuron to ``"snn"`` (spiking) or ``"ann"`` (runs its source activation)."""
+    """Switch every neuron (and spiking max-pool) to ``"snn"`` (spiking) or ``"ann"`` (runs its source
+    activation / the ANN's pool)."""
     if mode not in ("snn", "ann"):
         raise UserError(f"mode must be 'snn' or 'ann', got {mode!r}")
-    for n in neurons_of(model):
+    for n in stateful_of(model):
         n.mode = mode
 
 
@@ -255,7 +265,7 @@ def chunk_for_memory(free_bytes: int, batch: int, widest_bytes: int, T: int) -> 
 def _simulate_chunked(model: nn.Module, batches: Iterable, T: int, chunk: int, progress: bool) -> tuple[torch.Tensor, int]:
     """:func:`simulate_snn` with ``chunk`` steps per network call (see there)."""
     model.eval()
-    neurons = neurons_of(model)
+    neurons = stateful_of(model)
     correct = torch.zeros(T, dtype=torch.int64)
     total = 0
     dtype = model_dtype(model)

@@ -73,7 +73,7 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
     """For a QCFS(L) ANN with L = 2^n: the neuron that reproduces it exactly at T = 1, as CLI flags.
 
     One MBIF(1, n) step from ``v_0 = q/2`` with θ = λ and the count capped at K = L is QCFS(L)
-    (both call :func:`ann2snn.ann.quantizer.fire_count`; DESIGN §3). None for other ANNs.
+    (both call :func:`ann2snn.ann.quantizer.fire_count`; docs/design.md §3.5). None for other ANNs.
     """
     levels = ann_config.get("levels", 4)
     if ann_config.get("activation", "qcfs") != "qcfs" or levels < 1 or levels & (levels - 1):
@@ -86,7 +86,7 @@ def exact_neuron_hint(ann_config: dict) -> str | None:
 
 def exact_at_T1(ann_config: dict, settings: dict) -> bool:
     """Whether one step of the conversion ``settings`` (from :func:`neuron_settings`, with calibrated
-    ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (DESIGN §3).
+    ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (docs/design.md §3.4–§3.5).
 
     True for θ = λ (no calibrated thresholds), ``v_0 = q/2`` (``half-lsb``, or ``half-threshold``
     when n = 0, where θ/2 = q/2), and either a matched(m+n) ANN with an MBIF(m, n) neuron at its
@@ -108,16 +108,28 @@ def exact_at_T1(ann_config: dict, settings: dict) -> bool:
     return False
 
 
-def prepare_ann(ann: nn.Module, fold_bn: bool = False, example: torch.Tensor | None = None) -> nn.Module:
+def _stderr_note(msg: str) -> None:
+    print(f"note: {msg}", file=sys.stderr)
+
+
+def prepare_ann(ann: nn.Module, fold_bn: bool = False, example: torch.Tensor | None = None,
+                maxpool: str = "refuse", note=_stderr_note) -> nn.Module:
     """Check every operation (:func:`ann2snn.conversion.opcheck.check_operations`, on the user's own model, so
     a refusal names the user's line), optionally fold BN into convs, then give every ReLU call site
     (``nn.ReLU`` modules or ``F.relu`` / ``torch.relu`` / ``x.relu()`` calls) its own site module.
-    ``example`` is the probe input (default zeros of ``[1, 3, 32, 32]``)."""
+    ``example`` is the probe input (default zeros of ``[1, 3, 32, 32]``).
+
+    ``maxpool`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`): ``refuse`` (a max-pool is an error),
+    ``spiking`` (max-pool modules pass; :func:`convert` with the same ``maxpool`` makes them spiking)
+    or ``avg`` (a copy with average pools, announced through ``note``). ``ann`` itself is not changed.
+    """
     from ann2snn.conversion.calibrate import fold_batchnorm, prepare_relu_sites
+    from ann2snn.conversion.maxpool import apply_maxpool
     from ann2snn.conversion.opcheck import check_operations
 
     example = torch.zeros(EXAMPLE_SHAPE) if example is None else example
-    relu_calls = check_operations(ann, example)
+    ann = apply_maxpool(ann, maxpool, note)
+    relu_calls = check_operations(ann, example, "spiking" if maxpool == "spiking" else "refuse")
     if fold_bn:
         ann = fold_batchnorm(ann)
     if relu_calls or any(isinstance(m, nn.ReLU) for m in ann.modules()):
@@ -125,12 +137,14 @@ def prepare_ann(ann: nn.Module, fold_bn: bool = False, example: torch.Tensor | N
     return ann
 
 
-def convert_ann(ann: nn.Module, settings: dict) -> nn.Module:
-    """Convert a loaded ANN with :func:`neuron_settings`' output (plus optional ``fold_bn`` and
-    calibrated ``thresholds`` from :func:`calibrate_settings`)."""
-    ann = prepare_ann(ann, settings.get("fold_bn", False))
+def convert_ann(ann: nn.Module, settings: dict, note=_stderr_note) -> nn.Module:
+    """Convert a loaded ANN with :func:`neuron_settings`' output (plus optional ``fold_bn``,
+    ``maxpool`` and calibrated ``thresholds`` from :func:`calibrate_settings`)."""
+    maxpool = settings.get("maxpool", "refuse")
+    ann = prepare_ann(ann, settings.get("fold_bn", False), maxpool=maxpool, note=note)
     return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"],
-                   thresholds=settings.get("thresholds"), cap=settings.get("cap"))
+                   thresholds=settings.get("thresholds"), cap=settings.get("cap"),
+                   maxpool="spiking" if maxpool == "spiking" else "refuse")
 
 
 def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
@@ -157,7 +171,7 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
         if ann_config.get("activation") == "relu":
             raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
         return settings
-    prepared = prepare_ann(ann, fold_bn)
+    prepared = prepare_ann(ann, fold_bn, maxpool=settings.get("maxpool", "refuse"), note=lambda _m: None)
     if ann_config["dataset"] == FOLDER:
         from ann2snn.plumbing.folder import TRAIN_SPLIT, folder_eval_batches
 
@@ -172,16 +186,30 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
     return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
 
 
-def convert_checkpoint(ann_path: str, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
+def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
     """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
 
+    ``ann_path``: a train-ann checkpoint (file or run folder), or an ANN checkpoint dict already in memory
+    (:func:`ann2snn.ann.build.weights_checkpoint`: a network trained elsewhere).
+
+    ``settings_args``: the keyword arguments of :func:`neuron_settings`, and ``maxpool`` (``refuse``,
+    ``spiking`` or ``avg``, :func:`ann2snn.conversion.maxpool.apply_maxpool`; stored in the SNN checkpoint).
     ``calibration`` holds the keyword arguments of :func:`calibrate_settings` after ``settings``
     (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ.
     The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
     Returns the saved checkpoint dict.
     """
-    ann, ckpt = load_ann(ann_path)
-    settings = neuron_settings(ann_config=ckpt["config"], **settings_args)
+    from ann2snn.conversion.maxpool import check_maxpool_mode
+
+    settings_args = dict(settings_args)
+    maxpool = check_maxpool_mode(settings_args.pop("maxpool", "refuse"))
+    if isinstance(ann_path, dict):  # an in-memory ANN checkpoint (ann2snn.ann.build.weights_checkpoint)
+        from ann2snn.ann.build import ann_from_checkpoint
+
+        ann, ckpt = ann_from_checkpoint(ann_path)
+    else:
+        ann, ckpt = load_ann(ann_path)
+    settings = {**neuron_settings(ann_config=ckpt["config"], **settings_args), "maxpool": maxpool}
     if calibration is not None:
         settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)
     elif ckpt["config"].get("activation") == "relu":
@@ -263,17 +291,19 @@ def snn_from_checkpoint(ckpt: dict, ann: nn.Module | None = None) -> tuple[nn.Mo
             raise UserError(f"{ckpt['path']} was converted from your own model ({ckpt['config'].get('model_class')}): "
                             "load it in Python with ann2snn.load_snn(path, ann=<a fresh instance of that model>)")
         example = torch.zeros(tuple(settings.get("example_shape", EXAMPLE_SHAPE)))
-        skeleton = prepare_ann(ann.eval(), settings.get("fold_bn", False), example)
+        maxpool = settings.get("maxpool", "refuse")
+        skeleton = prepare_ann(ann.eval(), settings.get("fold_bn", False), example, maxpool, note=lambda _m: None)
         sites = [n for n, _ in skeleton.named_modules() if n and _is_site(skeleton.get_submodule(n))]
         snn = convert(skeleton, example, settings["int_bits"], settings["frac_bits"], settings["v_init"],
-                      thresholds={s: 1.0 for s in sites}, cap=settings.get("cap"))  # θ comes from the file
-        snn.ann2snn_conversion = {k: settings[k] for k in ("fold_bn", "example_shape", "model_class", "threshold")
-                                  if k in settings}
+                      thresholds={s: 1.0 for s in sites}, cap=settings.get("cap"),
+                      maxpool="spiking" if maxpool == "spiking" else "refuse")  # θ comes from the file
+        snn.ann2snn_conversion = {k: settings[k] for k in ("fold_bn", "example_shape", "model_class", "threshold",
+                                                           "maxpool") if k in settings}
     else:
         if ann is not None:
             raise UserError(f"{ckpt['path']} is a toolkit network ({ckpt['config'].get('arch')}), rebuilt from the "
                             "file: call load_snn(path) without ann")
-        snn = convert_ann(build_ann(ckpt["config"]).eval(), settings)
+        snn = convert_ann(build_ann(ckpt["config"]).eval(), settings, note=lambda _m: None)
     load_state_strict(snn, ckpt["model_state"], source=ckpt["path"])
     for neuron in neurons_of(snn):
         neuron.check_theta()

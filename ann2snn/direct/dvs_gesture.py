@@ -19,7 +19,7 @@ with the valid bit set are kept; a polarity event's 32-bit word holds x in bits 
 **Frames.** Each labelled gesture's window (start ≤ t < end, from the labels file) is cut into
 ``T`` bins of equal duration (:func:`to_frames`), giving event counts
 ``[T, 2, H, W]`` (channel 0 = OFF, 1 = ON). ``size`` < 128 pools the 128×128 pixel grid by
-``128 // size`` (counts are summed). The seed's DVS-Gesture settings (DESIGN §3) are T = 40,
+``128 // size`` (counts are summed). The seed's DVS-Gesture settings (docs/design.md §3.9) are T = 40,
 V_th = 1, weight decay 1e-3, batch 32; frames are fed as the input current of each step.
 
 This path is tested on small files in the real format written by the tests; it has not been run
@@ -204,12 +204,23 @@ class FrameBatches:
         if batch_size < 1:
             raise UserError(f"`batch_size` must be >= 1, got {batch_size}")
         self.frames, self.labels = frames, labels
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.batch_size, self.shuffle, self.seed, self.epoch, self.position = batch_size, shuffle, seed, 0, 0
         self.device = torch.device(device)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next iteration uses."""
-        self.epoch = epoch
+        """Select the epoch whose order the next iteration uses (from its first batch)."""
+        self.epoch, self.position = epoch, 0
+
+    def set_position(self, batch: int) -> None:
+        """Make iterations of the current epoch start at batch ``batch`` (0-based) of its seeded order
+        (as :meth:`ann2snn.plumbing.data.CifarBatches.set_position`; there is no augmentation to replay).
+
+        Raises:
+            ValueError: ``batch`` outside ``0..len(self)``.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= len(self):
+            raise ValueError(f"set_position: batch {batch!r} is outside 0..{len(self)}")
+        self.position = batch
 
     def __len__(self) -> int:
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
@@ -218,6 +229,6 @@ class FrameBatches:
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         n = len(self.labels)
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
+        for start in range(self.position * self.batch_size, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             yield self.frames[idx].transpose(0, 1).contiguous().to(self.device), self.labels[idx].to(self.device)

@@ -1,4 +1,4 @@
-"""Multi-bit leaky integrate-and-fire (MBLIF) neurons for direct training (DESIGN §3, companion).
+"""Multi-bit leaky integrate-and-fire (MBLIF) neurons for direct training (docs/design.md §3.9).
 
 The seed's LIF (Appendix A.1) is ``u_t = (1 − 1/τ)·u_{t−1}·(1 − s_{t−1}) + x_t``, a hard reset after
 a spike. Its multi-bit form fires an integer count and sends the count scaled by ``2^-n`` (the seed's

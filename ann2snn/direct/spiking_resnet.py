@@ -11,7 +11,7 @@ over the merged T·B batch (as tdBN-style direct training does). Each neuron vie
   at every step, ``[T, B, classes]``, and ``forward`` their mean over T (the training output).
 - Residual block (:class:`SpikingBasicBlock`): conv3×3-BN-MBLIF-conv3×3-BN, plus the shortcut,
   with the neuron after the residual add. With ``ic=True`` it adds the seed's interlaminar
-  connection (Algorithm 1, DESIGN §3)::
+  connection (Algorithm 1, docs/design.md §3.9)::
 
       x_pre  = BN(Conv3x3(x));   h = MBLIF(x_pre)
       x_post = BN(Conv3x3(h))

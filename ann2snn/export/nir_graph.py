@@ -15,7 +15,7 @@ What is written (NIR 1.0):
   ``metadata`` as ``ann2snn_max_spikes_per_step``; also ``ann2snn_theta``, ``ann2snn_int_bits``,
   ``ann2snn_frac_bits``, ``ann2snn_v_init``, ``ann2snn_output_scale`` (= q) and ``ann2snn_reset``.
 
-What is lost (see the README's table): the initial potential ``v_init`` (NIR neurons start at
+What is lost (see the table in docs/nir.md): the initial potential ``v_init`` (NIR neurons start at
 ``v = 0``; only ``zero`` survives), the cap ``K`` for a reader that ignores the metadata (sinabs'
 own importer then fires without limit, and floors ``v`` at ``−v_thr``), and the float rounding of
 the original: folding BN and moving ``q`` into the next weights re-associates products, so a
@@ -138,6 +138,13 @@ def snn_to_nir(snn: nn.Module, example: torch.Tensor | None = None):
     example = (torch.zeros(1, 3, 32, 32) if example is None else example).detach().cpu().float()
     if not any(isinstance(m, MultiBitIF) for m in snn.modules()):
         raise UserError("the network has no spiking neuron: export a converted SNN (from `ann2snn convert`)")
+    from ann2snn.conversion.maxpool import SpikingMaxPool
+
+    pools = [n for n, m in snn.named_modules() if isinstance(m, SpikingMaxPool)]
+    if pools:  # NIR has no node that pools an accumulated input and sends its increase
+        raise UserError(f"NIR export cannot express the spiking max-pool '{pools[0]}' (it pools the accumulated "
+                        "input and sends the increase; NIR has no such node): convert with `maxpool` avg after "
+                        "retraining with average pools to export")
     snn = copy.deepcopy(snn).to("cpu", torch.float32)  # the caller's network is left as it is
     set_mode(snn, "snn")
     reset_neurons(snn)

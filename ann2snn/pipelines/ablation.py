@@ -9,7 +9,7 @@ neuron's bits and ``ic`` change, and each row is trained once per seed.
 
 Each run is an ordinary :func:`ann2snn.pipelines.train_snn.train_snn` run folder,
 ``<out>/<row without the colon>-seed<S>/`` (``mblif2+1-seed0``: no colon in file names), so
-an ablation cut off by the end of a session continues where it stopped when the same command is run
+an ablation that was cut off continues where it stopped when the same command is run
 again: finished runs are skipped, a partial run resumes from its last epoch, and a run folder whose
 stored settings differ from the requested ones is refused (it belongs to another ablation).
 
@@ -41,7 +41,7 @@ ROWS = {
 }
 #: the rows' earlier names (before the neuron grammar NAME[:M+N]), still read by :func:`parse_rows`
 OLD_ROW_NAMES = {row.replace(":", ""): row for row in ROWS if ":" in row}
-#: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (DESIGN §4)
+#: the seed's Table 3 (ResNet-20, T = 4, full scale): top-1 % on CIFAR-10 / CIFAR-100 (docs/design.md §4)
 SEED_TABLE3 = {
     "lif": (93.21, 72.71), "lif+ic": (93.69, 73.33), "mblif:2+0": (94.34, 75.30),
     "mblif:1+1": (94.44, 74.48), "mblif:2+1": (94.61, 75.65), "mblif:2+1+ic": (94.93, 76.51),
@@ -120,11 +120,13 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
 
     Raises:
         UserError: bad settings, or a run folder that holds a run with other settings.
+        TrainingInterrupted: SIGINT / SIGTERM stopped a run after its checkpoint; running again continues.
     """
     from ann2snn.plumbing.checkpoint import check_output_dir
     from ann2snn.pipelines.train_snn import train_snn
 
     from ann2snn.plumbing.distributed import setup
+    from ann2snn.plumbing.interrupt import TrainingInterrupted
 
     runs = run_configs(common, rows, seeds)
     check_output_dir(out_dir, "`out_dir`")
@@ -135,8 +137,11 @@ def run_ablation(common: dict, rows: list[str], seeds: list[int], out_dir: str, 
         resume = os.path.isfile(os.path.join(folder, "checkpoint.pt"))
         if d.is_main:
             print(f"== ablation row {row}, seed {seed}: {folder}{' (resuming)' if resume else ''}", flush=True)
-        train_snn(config, folder, resume=resume, explicit=set(config) - RESUME_FREE_KEYS, stop_after=stop_after,
-                  progress=progress)
+        try:
+            train_snn(config, folder, resume=resume, explicit=set(config) - RESUME_FREE_KEYS, stop_after=stop_after,
+                      progress=progress)
+        except TrainingInterrupted as e:  # an ablation resumes by running again
+            raise e.with_advice("run the same command again to continue") from None
     return write_ablation_table(out_dir, runs) if d.is_main else []
 
 

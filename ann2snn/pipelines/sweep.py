@@ -1,7 +1,7 @@
 """Accuracy against time steps T, in one simulation per model, written as Table-9-style tables.
 
 For every converted model, one simulation of ``max(T)`` steps gives the accuracy at every
-``t <= max(T)`` (the network is causal; DESIGN §3). Results go to ``sweep.csv``, ``sweep.md`` and
+``t <= max(T)`` (the network is causal; docs/design.md §3.7). Results go to ``sweep.csv``, ``sweep.md`` and
 ``sweep.json`` (the full per-t curves plus provenance).
 
 Two ANN accuracies per row:
@@ -70,7 +70,7 @@ def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECOND
     """Estimate a simulation's time from one timed forward pass; refuse one that cannot finish.
 
     Estimate: ``T_max × batches × (one ANN-mode forward of the first batch) × 1.5`` (a neuron step
-    costs about 1.4 forward passes, benchmarks/ratios.py P1). Returns the estimate in seconds.
+    costs about 1.4 forward passes, benchmarks/ratios.py, the step ratio). Returns the estimate in seconds.
 
     Raises:
         UserError: the estimate exceeds ``max_seconds`` (7 days by default).
@@ -226,7 +226,8 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
         "dataset": config["dataset"], "network": config["arch"], "width": config.get("width", 1.0),
         "epochs": extra.get("epochs"), "activation": act, "L_or_bits": act_param,
         "neuron": describe_converted_neuron(conv), "v_init": conv["v_init"],
-        "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else ""),
+        "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else "")
+        + (f" maxpool-{conv['maxpool']}" if conv.get("maxpool", "refuse") != "refuse" else ""),
     }
     for T in T_list:
         row[f"T={T}"] = round(100 * result["curve"][T - 1], 2)
@@ -332,7 +333,7 @@ def above_ann_note(curve: dict, T_list: list[int]) -> dict | None:
 
     ``curve`` is one entry of ``run_sweep``'s ``curves`` (its ``curve``, ``ann_acc``,
     ``ann_acc_simulated``, ``ann_simulated_options``, ``samples``, ``train_config`` and
-    ``conversion``). The reasons are read off the conversion (DESIGN §3): after T steps an MBIF(m, n)
+    ``conversion``). The reasons are read off the conversion (docs/design.md §3.2–§3.5): after T steps an MBIF(m, n)
     neuron with threshold θ averages to multiples of θ/(2^n·T), up to K·θ/2^n per step, while a
     QCFS(L) ANN rounds to λ/L and clips at λ (a matched(m+n) ANN: λ/2^n and (2^m − 2^-n)·λ; a ReLU
     ANN neither rounds nor clips). A finer or higher-reaching SNN computes another function than the
@@ -559,12 +560,13 @@ def _as_T_list(T) -> list[int]:
 
 def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
                  thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
-                 skip_md5: bool, folder: dict | None = None) -> list:
+                 skip_md5: bool, maxpool: str = "refuse", folder: dict | None = None) -> list:
     """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
 
     An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
     threshold) combination, without duplicates (IF ignores the cap, and its half-threshold start is
-    its half-lsb start); each threshold calibration is shared by every neuron.
+    its half-lsb start); each threshold calibration is shared by every neuron. Every conversion takes
+    ``maxpool`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`).
     """
     from ann2snn.ann.build import ann_from_checkpoint
     from ann2snn.conversion.calibrate import parse_threshold
@@ -602,7 +604,7 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
                     raise UserError(f"{path} is a ReLU network, which has no λ: give `threshold` max or percentile:P")
                 calibrated[text] = {}
                 continue
-            base = neuron_settings("if", ann_config=ckpt["config"])
+            base = {**neuron_settings("if", ann_config=ckpt["config"]), "maxpool": maxpool}
             cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
                                      skip_md5, folder=folder)
             calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
@@ -610,8 +612,8 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
         for spec in specs:
             for v_init, cap in ((v, c) for v in v_inits for c in caps):
                 is_if = spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits")) == (1, 0)
-                settings = neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec,
-                                           cap=None if is_if else cap)
+                settings = {**neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec,
+                                              cap=None if is_if else cap), "maxpool": maxpool}
                 key = (settings["int_bits"], settings["frac_bits"], settings["cap"],
                        "half-lsb" if settings["neuron"] == "if" and v_init == "half-threshold" else v_init)
                 if key in seen:  # IF: half-threshold == half-lsb (both θ/2)
@@ -630,7 +632,9 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
               skip_md5: bool = False, batch_size: int = 500, subset: int | None = None, ops: bool = True,
               diagnostics: bool = False, time_chunk="auto", precision: str = "float32", fuse="auto",
               channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
-              folder: dict | None = None, out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None) -> dict:
+              out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None,
+              maxpool: str = "refuse", arch: str | None = None, weights: str | None = None,
+              num_classes: int | None = None, dataset: str = "cifar10", folder: dict | None = None) -> dict:
     """A whole sweep from checkpoints: accuracy at every T of ``T`` in one simulation per model.
 
     This is what ``ann2snn sweep`` runs. Each SNN checkpoint (from ``ann2snn convert``) is one model;
@@ -652,6 +656,14 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         thresholds: θ per site: ``lambda`` (default), ``max`` or ``percentile:P`` (ReLU ANNs need one).
         calib_batches: training batches of 128 for a calibrated threshold.
         fold_bn: fold each BatchNorm into the conv before it first.
+        maxpool: for ANN checkpoints: ``refuse`` (default; a max-pool is an error), ``spiking`` (each
+            max-pool module becomes a :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`) or ``avg``
+            (swapped for average pooling, which changes the network). The ANN column stays the ANN as
+            trained, with its max-pool.
+        arch, weights, num_classes, dataset: a network trained elsewhere, swept beside ``checkpoints``:
+            ``arch`` ``torchvision:<name>``, its ``state_dict`` file ``weights``, its head's class count
+            (default: the dataset's) and the ``dataset`` of its images. It is a ReLU network: give
+            ``thresholds`` (e.g. ``percentile:99.9``), calibrated on the dataset's training images.
         data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``), or the image
             folder (``train/``, ``val/``) of models trained on one.
         batch_size, subset: test images per batch; a seeded class-balanced subset of N test images.
@@ -683,6 +695,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     import contextlib
 
     from ann2snn.conversion.calibrate import parse_threshold
+    from ann2snn.conversion.maxpool import check_maxpool_mode
     from ann2snn.conversion.snn import parse_neuron_spec
     from ann2snn.plumbing.checkpoint import check_output_dir, file_sha256, load_checkpoint
     from ann2snn.plumbing.data import default_data_dir
@@ -698,8 +711,16 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     if isinstance(checkpoints, (str, os.PathLike)):
         checkpoints = [checkpoints]
     checkpoints = [os.fspath(p) for p in checkpoints]
-    if not checkpoints:
-        raise UserError("give at least one checkpoint in `checkpoints`")
+    if weights is not None:
+        weights = os.fspath(weights)
+        if arch is None:
+            raise UserError("`weights` needs `arch` torchvision:<name>: the network the file's state_dict belongs to")
+        if weights in checkpoints:
+            raise UserError(f"{weights} is given both as a checkpoint and as `weights`")
+    elif arch is not None or num_classes is not None:
+        raise UserError("`arch` and `num_classes` describe a `weights` file: give `weights` too")
+    if not checkpoints and weights is None:
+        raise UserError("give at least one checkpoint in `checkpoints` (or `arch` with `weights`)")
     if out is not None:
         check_output_dir(out, what="`out`")
     # provenance of the code as it starts (a long sweep must not record a commit made while it ran)
@@ -719,6 +740,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         raise UserError("`time_chunk` > 1 runs without per-step observers: switch off `ops` and drop "
                         "`diagnostics`/`plots`")
     specs = [parse_neuron_spec(s) for s in ([neurons] if isinstance(neurons, str) else neurons)]
+    check_maxpool_mode(maxpool)
     given = {"v_inits": v_inits, "caps": caps, "thresholds": thresholds}
     v_inits = list(dict.fromkeys([v_inits] if isinstance(v_inits, str) else v_inits)) or ["half-lsb"]
     caps = list(dict.fromkeys([caps] if isinstance(caps, (str, int)) else caps)) or ["full"]
@@ -736,14 +758,23 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     # the output is claimed first: an unwritable or busy `out` is refused before any checkpoint is read
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
         loaded, hashes = {}, {}
+        if weights is not None:  # a network trained elsewhere: an ANN checkpoint made in memory
+            from ann2snn.ann.build import weights_checkpoint
+
+            from ann2snn.plumbing.folder import folder_extra_config
+
+            loaded[weights] = weights_checkpoint(arch, weights, dataset, num_classes,
+                                                 folder_extra_config(dataset, data_dir))
+            hashes[weights] = loaded[weights]["config"]["weights_sha256"]
+            checkpoints = checkpoints + [weights]
         for path in checkpoints:
             if path not in loaded:
                 loaded[path] = load_checkpoint(path)
                 hashes[path] = file_sha256(loaded[path]["path"])  # the file as read, not as it may be later
-        in_memory = specs or any(given.values()) or fold_bn
+        in_memory = specs or any(given.values()) or fold_bn or maxpool != "refuse"
         if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
-            raise UserError("`neurons`, `v_inits`, `caps`, `thresholds` and `fold_bn` convert ANN checkpoints in "
-                            "memory, but every `checkpoints` is an SNN checkpoint; drop them")
+            raise UserError("`neurons`, `v_inits`, `caps`, `thresholds`, `fold_bn` and `maxpool` convert ANN checkpoints "
+                            "in memory, but every `checkpoints` is an SNN checkpoint; drop them")
         from ann2snn.plumbing.folder import TRAIN_SPLIT, VAL_SPLIT, check_folder_run
 
         calibrates = fold_bn or any(parse_threshold(t)[0] != "lambda" for t in thresholds)
@@ -751,7 +782,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             check_folder_run(c["config"], data_dir, [VAL_SPLIT] + ([TRAIN_SPLIT] if c["kind"] == "ann" and calibrates
                                                                    else []), folder)
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
-                              data_dir, download, skip_md5, folder)
+                              data_dir, download, skip_md5, maxpool, folder)
         rows, curves, data_cache, references = [], [], {}, {}
         for path, load in models:
             snn, ckpt = load()

@@ -10,7 +10,8 @@ import torch
 
 from ann2snn.ann.activations import QuantClip
 from ann2snn.ann.build import build_ann
-from ann2snn.ann.train import DEFAULTS, check_train_config, count_correct, fit, load_data, open_run
+from ann2snn.ann.train import (CHECKPOINT_MINUTES, DEFAULTS, check_checkpoint_minutes, check_train_config,
+                               count_correct, fit, load_data, open_run)
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.checkpoint import load_checkpoint
 from ann2snn.plumbing.data import FOLDER
@@ -47,7 +48,8 @@ def check_input_size(model: torch.nn.Module, config: dict) -> None:
 
 
 def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
-              stop_after: int | None = None, progress: bool = True) -> str:
+              stop_after: int | None = None, progress: bool = True,
+              checkpoint_minutes: float = CHECKPOINT_MINUTES) -> str:
     """Train (or resume) one ANN run into ``out_dir``; returns the checkpoint path.
 
     Args:
@@ -56,20 +58,30 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
         explicit: config keys the user set explicitly; on resume they must equal the stored ones.
         stop_after: stop after this many epochs in total (used to emulate a killed run).
+        checkpoint_minutes: also write a checkpoint every this many minutes within an epoch (0: at epoch
+            ends only). SIGINT / SIGTERM write one too and raise
+            :class:`~ann2snn.plumbing.interrupt.TrainingInterrupted`; ``resume`` continues from it exactly
+            (see :func:`ann2snn.ann.train.fit`).
 
     Raises:
         UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
             (or none with it), or explicit settings that contradict the run being resumed.
+        TrainingInterrupted: SIGINT or SIGTERM stopped the run after writing a checkpoint.
     """
+    check_checkpoint_minutes(checkpoint_minutes)
     config, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit,
                                         lambda path: load_checkpoint(path, kind="ann"))
     check_train_config(config)
+    if state is None and config.get("weights"):  # which file the fine-tuning started from
+        from ann2snn.plumbing.checkpoint import file_sha256
+
+        config = {**config, "weights_sha256": file_sha256(config["weights"])}
     if config["dataset"] == FOLDER:  # the classes and input settings go into the checkpoint's config
         config = resolve_folder_config(config)
     d = setup(config["device"])
     device = device_for(d, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])
-    model = build_ann(config)
+    model = build_ann(config, weights=config.get("weights") if state is None else None)  # a resume has its state
     if config["dataset"] == FOLDER:
         check_input_size(model, config)
     train, test = load_data(config, device, d)
@@ -89,4 +101,4 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         return {"test_acc": correct / total}
 
     return fit(model, config, train, test, evaluate, "ann", state, ckpt_path, progress, stop_after,
-               device=device, d=d)
+               device=device, d=d, checkpoint_minutes=checkpoint_minutes)

@@ -5,7 +5,7 @@ The conventions are those of :func:`ann2snn.pipelines.train_ann.train_ann`: the 
 optimizer, scheduler, RNG state, full config, metrics) and ``metrics.csv`` after every epoch, exact
 resume (``resume=True``) with explicit settings checked against the stored ones, and progress bars.
 
-Defaults are the seed's settings (DESIGN §3): τ = 4, V_th = 0.6, T = 4, SGD lr 0.1, batch 64, weight
+Defaults are the seed's settings (docs/design.md §3.9): τ = 4, V_th = 0.6, T = 4, SGD lr 0.1, batch 64, weight
 decay 1e-4, 100 epochs, MBLIF 2+1 with the interlaminar connection (the seed's full method, Table 3's
 last row). Not stated by the seed, and taken from :mod:`ann2snn.ann.train`: momentum 0.9, a cosine
 schedule over all epochs, crop-flip augmentation, weight decay on every parameter. The width
@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict
+from ann2snn.plumbing.checkpoint import atomic_write_text, check_format, load_state_strict
 from ann2snn.plumbing.data import AUGMENTS, dataset_info
 from ann2snn.plumbing.errors import UserError
 from ann2snn.plumbing.progress import progress_bar
@@ -42,7 +42,8 @@ from ann2snn.ann.quantizer import check_bits
 from ann2snn.ann.spec import DIRECT_NEURONS
 from ann2snn.plumbing.device import autocast, check_amp, resolve_device
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, device_for, setup
-from ann2snn.ann.train import CKPT_NAME, check_train_config, fit, load_data, open_run
+from ann2snn.ann.train import (CHECKPOINT_MINUTES, CKPT_NAME, check_checkpoint_minutes, check_train_config, fit,
+                               load_data, open_run)
 
 KIND = "direct-snn"
 NEURONS = DIRECT_NEURONS  # ("lif", "mblif"), written NAME[:M+N] on the command line (ann2snn.ann.spec)
@@ -213,8 +214,7 @@ def load_snn_checkpoint(path: str) -> dict:
     if ckpt.get("kind") != KIND:
         raise UserError(f"{path} is a {ckpt.get('kind')!r} checkpoint, not a directly trained SNN "
                         "(from `ann2snn train-snn`)")
-    if ckpt.get("format") != FORMAT:
-        raise UserError(f"{path} has checkpoint format {ckpt.get('format')!r}; this ann2snn reads format {FORMAT}")
+    check_format(ckpt, path)
     ckpt["path"] = path
     return ckpt
 
@@ -278,7 +278,8 @@ def write_snn_tables(rows: list[dict], details: list[dict], prov: dict, out_dir:
 
 
 def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
-              stop_after: int | None = None, progress: bool = True) -> str:
+              stop_after: int | None = None, progress: bool = True,
+              checkpoint_minutes: float = CHECKPOINT_MINUTES) -> str:
     """Train (or resume) one directly trained SNN run into ``out_dir``; returns the checkpoint path.
 
     Args:
@@ -287,13 +288,19 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         resume: continue the run in ``out_dir`` exactly where its last checkpoint left off.
         explicit: config keys the user set explicitly; on resume they must equal the stored ones.
         stop_after: stop after this many epochs in total (used to emulate a killed run).
+        checkpoint_minutes: also write a checkpoint every this many minutes within an epoch (0: at epoch
+            ends only). SIGINT / SIGTERM write one too and raise
+            :class:`~ann2snn.plumbing.interrupt.TrainingInterrupted`; ``resume`` continues from it exactly
+            (see :func:`ann2snn.ann.train.fit`).
 
     Raises:
         UserError: bad settings, a run folder that already holds a checkpoint without ``resume``
             (or none with it), or explicit settings that contradict the run being resumed.
+        TrainingInterrupted: SIGINT or SIGTERM stopped the run after writing a checkpoint.
     """
     from ann2snn.plumbing.provenance import provenance
 
+    check_checkpoint_minutes(checkpoint_minutes)
     if config.get("fuse", "auto") == "auto" and explicit:
         explicit = set(explicit) - {"fuse"}  # auto never contradicts the choice a resumed run made
     full, state, ckpt_path = open_run({**DEFAULTS, **config}, out_dir, resume, explicit, load_snn_checkpoint)
@@ -331,7 +338,7 @@ def train_snn(config: dict, out_dir: str, resume: bool = False, explicit: set | 
                                         "train_config": config}], provenance(), out_dir)
 
     return fit(model, config, train, test, evaluate, KIND, state, ckpt_path, progress, stop_after, after_epoch,
-               device=device, d=d)
+               device=device, d=d, checkpoint_minutes=checkpoint_minutes)
 
 
 

@@ -1,7 +1,10 @@
 """Checkpoint files: atomic writes, ``weights_only`` loads, strict key matching.
 
 A checkpoint is a dict with ``kind`` ("ann" or "snn"), ``format`` (an int), ``config`` (plain
-types only) and ``model_state``. It is written to a temporary file in the same folder, flushed and
+types only) and ``model_state``. Format 1 is every checkpoint but one: a training checkpoint written
+in the middle of an epoch (:func:`ann2snn.ann.train.fit`) is format 2, format 1 plus a ``position`` in the
+epoch, so that an ann2snn from before mid-epoch checkpoints refuses it instead of resuming it as if at
+an epoch's end. Readers take both. It is written to a temporary file in the same folder, flushed and
 then renamed, so a killed run never leaves a half-written checkpoint.
 """
 
@@ -17,6 +20,10 @@ from torch import nn
 from ann2snn.plumbing.errors import UserError
 
 FORMAT = 1
+#: a training checkpoint from the middle of an epoch: FORMAT plus ``position`` (see ann2snn.ann.train.fit)
+MIDEPOCH_FORMAT = 2
+#: the formats this ann2snn reads
+READ_FORMATS = (FORMAT, MIDEPOCH_FORMAT)
 STRIPPED_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
 
 
@@ -103,6 +110,13 @@ def _is_text(path: str) -> bool:
     return b"\x00" not in chunk
 
 
+def check_format(ckpt: dict, path: str) -> None:
+    """Raise UserError unless ``ckpt['format']`` is one of :data:`READ_FORMATS`."""
+    if ckpt.get("format") not in READ_FORMATS:
+        raise UserError(f"{path} has checkpoint format {ckpt.get('format')!r}; this ann2snn reads formats "
+                        f"{' and '.join(map(str, READ_FORMATS))}")
+
+
 def load_checkpoint(path: str, kind: str | None = None) -> dict:
     """Load a checkpoint with ``torch.load(weights_only=True)`` and check its kind.
 
@@ -139,8 +153,7 @@ def load_checkpoint(path: str, kind: str | None = None) -> dict:
                         "ANN checkpoints from train-ann or SNN checkpoints from convert")
     if not isinstance(ckpt, dict) or ckpt.get("kind") not in ("ann", "snn") or "model_state" not in ckpt:
         raise UserError(f"{path} is not an ann2snn checkpoint (made by train-ann or convert)")
-    if ckpt.get("format") != FORMAT:
-        raise UserError(f"{path} has checkpoint format {ckpt.get('format')!r}; this ann2snn reads format {FORMAT}")
+    check_format(ckpt, path)
     if kind is not None and ckpt["kind"] != kind:
         made_by = {"ann": "train-ann", "snn": "convert"}
         raise UserError(f"{path} is an {ckpt['kind'].upper()} checkpoint, but an {kind.upper()} checkpoint "

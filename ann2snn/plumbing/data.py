@@ -58,7 +58,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
     Raises:
         UserError: an unknown dataset name, or ``imagefolder`` (its classes come from the folder:
-            :func:`num_classes_of`).
+            :func:`ann2snn.ann.build.num_classes_of`).
     """
     if name == FOLDER:
         raise UserError("`dataset` imagefolder is read by train-ann, convert, sweep and entropy only: "
@@ -66,21 +66,6 @@ def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
     return DATASETS[name]
-
-
-def num_classes_of(config: dict) -> int:
-    """The number of outputs of the model a run config describes: the dataset's classes for CIFAR;
-    for ``imagefolder`` the stored ``num_classes`` (else the number of stored ``classes``).
-
-    Raises:
-        UserError: an unknown dataset, or an imagefolder config that stores neither.
-    """
-    if config.get("dataset") == FOLDER:
-        num = config.get("num_classes") or len(config.get("classes") or ())
-        if not num:
-            raise UserError("an imagefolder config needs its `num_classes` (train-ann stores it with the classes)")
-        return int(num)
-    return dataset_info(config["dataset"]).num_classes
 
 
 def _no_md5(cls: type) -> type:
@@ -140,11 +125,13 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
     if download and not os.path.isdir(folder) and _unpack_offline(name, root, folder):
         download = False  # this project's machines are offline: their packed copy is what --download gets
     if not download and not os.path.isdir(folder):
+        # the same instruction, in the same words, as the README's quick start and docs/data.md
         offline = offline_copy()
-        route = f"; offline on this project's machines: python {offline} {root} {name}" if offline else ""
+        route = (f" Offline, with the packed copy in {os.path.dirname(offline)}/ (this project's machines): "
+                 f"python {offline} {root} {name}." if offline else "")
         raise UserError(
-            f"{name} not found: expected torchvision's files in {folder}. Pass `download` to fetch "
-            f"them (online), or point `data_dir` / $ANN2SNN_DATA at a folder holding {info.folder}/{route}"
+            f"{name} not found: expected torchvision's files in {folder}. Online, add `download`.{route} "
+            f"Or point `data_dir` or $ANN2SNN_DATA at a folder holding {info.folder}/."
         )
     cls = info.cls
     if skip_md5:
@@ -238,6 +225,9 @@ class CifarBatches:
             the rank's indices each epoch, and the augmentation generator is offset by the rank.
             For evaluation each rank takes samples ``rank, rank + world, ...``: every sample exactly
             once (DistributedSampler pads by repeating samples, which would bias summed counts).
+
+    The interface the training loop (:func:`ann2snn.ann.train.fit`) uses, and that any other batches
+    class for it provides: :meth:`set_epoch`, :meth:`set_position` and ``len()`` (batches per epoch).
     """
 
     def __init__(self, images, labels, info: DatasetInfo, batch_size: int, augment: str = "none",
@@ -254,7 +244,7 @@ class CifarBatches:
         self.images, self.labels, self.info = images.to(self.device), labels.to(self.device), info
         self.batch_size, self.augment, self.shuffle, self.seed = batch_size, augment, shuffle, seed
         self.rank, self.world = rank, world
-        self.epoch = 0
+        self.epoch, self.position = 0, 0
         self.mean = torch.tensor(info.mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(info.std, device=self.device).view(1, 3, 1, 1)
         self._autoaugment = None
@@ -264,8 +254,36 @@ class CifarBatches:
             self._autoaugment = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next iteration uses."""
+        """Select the epoch whose order and augmentation the next iteration uses (from its first batch)."""
         self.epoch = epoch
+        self.position = 0
+
+    def set_position(self, batch: int) -> None:
+        """Make iterations of the current epoch start at batch ``batch`` (0-based) of its seeded order.
+
+        The batches from there are exactly those an iteration from the start yields from there, with
+        the same augmentation: the epoch's generator is advanced over the skipped batches by drawing
+        their augmentation numbers (not applying them), so the random streams are those of an
+        uninterrupted epoch. AutoAugment draws from torch's global generator, which the caller restores
+        (a training checkpoint holds it). ``batch == len(self)`` gives an empty iteration.
+        :meth:`set_epoch` sets the position back to 0.
+
+        Raises:
+            ValueError: ``batch`` outside ``0..len(self)``.
+        """
+        n = len(self)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= n:
+            raise ValueError(f"set_position: batch {batch!r} is outside 0..{n}")
+        self.position = batch
+
+    def _skip_draws(self, b: int, g: torch.Generator) -> None:
+        """Advance ``g`` exactly as augmenting a batch of ``b`` images does (the draws depend on ``b`` and
+        the image size only), on a stand-in batch with one channel."""
+        x = torch.zeros(b, 1, *self.images.shape[-2:])
+        if self.augment != "none":
+            x = random_crop_flip(x, g)
+        if self._autoaugment is not None:
+            cutout(x, g)
 
     def _order(self, g: torch.Generator) -> torch.Tensor:
         n = len(self.labels)
@@ -289,7 +307,10 @@ class CifarBatches:
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         order = self._order(g)
         n = len(order)
-        for start in range(0, n, self.batch_size):
+        for i, start in enumerate(range(0, n, self.batch_size)):
+            if i < self.position:  # set_position: skipped, but its augmentation draws still taken from g
+                self._skip_draws(len(order[start:start + self.batch_size]), g)
+                continue
             idx = order[start:start + self.batch_size].to(self.device)
             x, y = self.images[idx], self.labels[idx]
             if self._autoaugment is not None:  # per image, the slower faithful option

@@ -61,7 +61,7 @@ def place(model: nn.Module, device: torch.device, channels_last: bool | None = N
     On the CPU, channels_last lets oneDNN skip the layout reorders around every convolution (about
     0.7× the time of a ¼-width VGG-16 forward, benchmarks/ratios.py). It is off by default there:
     the convolutions then round differently, so a float32 result may differ from the default layout's
-    by a rare spike (float64 does not, see README "Reproducibility").
+    by a rare spike (float64 does not, see docs/reproducibility.md).
     """
     model = model.to(device)
     if channels_last if channels_last is not None else device.type == "cuda":
@@ -129,7 +129,7 @@ def choose_threads(spec: str | int = "auto") -> int:
     ``auto``: the usable cores minus the cores other processes keep busy right now (:func:`busy_cores`,
     a core counts from half busy), at least 1. Two OpenMP threads on two cores of which one is busy
     wait for each other at every barrier: a torch job then ran about 10× slower than with one thread
-    (issue 17). Where ``/proc/stat`` is missing (macOS, Windows), all usable cores. When
+    (measured on this project's 2-core machine). Where ``/proc/stat`` is missing (macOS, Windows), all usable cores. When
     ``OMP_NUM_THREADS`` is set, ``auto`` keeps torch's own setting (the user chose). A whole number
     N >= 1 is taken as is.
 

@@ -380,20 +380,23 @@ class FolderBatches:
                              **self._settings)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next iteration uses (and start it at its first batch)."""
+        """Select the epoch whose order and augmentation the next iterations use (from its first batch)."""
         self.epoch, self.position = epoch, 0
 
-    def set_position(self, batch_index: int) -> None:
-        """Start the next iteration at batch ``batch_index`` of the epoch's order: the images of the
-        batches before it are skipped in the index list, never decoded. Applies to the next iteration
-        only; :meth:`set_epoch` resets it to 0.
+    def set_position(self, batch: int) -> None:
+        """Make iterations of the current epoch start at batch ``batch`` (0-based) of its seeded order, as
+        :meth:`ann2snn.plumbing.data.CifarBatches.set_position`: the images of the batches before it are
+        skipped in the index list, never decoded (each image's augmentation is seeded by itself, so
+        nothing needs replaying). ``batch == len(self)`` gives an empty iteration. :meth:`set_epoch` sets
+        the position back to 0.
 
         Raises:
-            UserError: a negative position.
+            ValueError: ``batch`` outside ``0..len(self)``.
         """
-        if isinstance(batch_index, bool) or not isinstance(batch_index, int) or batch_index < 0:
-            raise UserError(f"batch position must be a whole number >= 0, got {batch_index!r}")
-        self.position = batch_index
+        n = len(self)
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= n:
+            raise ValueError(f"set_position: batch {batch!r} is outside 0..{n}")
+        self.position = batch
 
     def _order(self) -> torch.Tensor:
         """Positions into ``indices`` for this rank and epoch."""
@@ -432,8 +435,7 @@ class FolderBatches:
                           generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch))
 
     def __iter__(self):
-        start, self.position = self.position * self.batch_size, 0
-        order = self._order()[start:]
+        order = self._order()[self.position * self.batch_size:]
         epoch = self.epoch if self.shuffle else None
         keys = [(i, epoch) for i in self.indices[order].tolist()]
         skipped = {}  # met for the first time in this pass
@@ -519,6 +521,19 @@ def resolve_folder_config(config: dict) -> dict:
         raise UserError(f"`num_classes` {num} is below the {len(train.classes)} classes of {train.root}")
     settings = resolve_settings(*(config.get(k) for k in TRANSFORM_KEYS))
     return {**config, **settings, "classes": list(train.classes), "num_classes": num}
+
+
+def folder_extra_config(dataset: str, data_dir: str) -> dict | None:
+    """For a network trained elsewhere (:func:`ann2snn.ann.build.weights_checkpoint`) on an image folder:
+    ``{"classes": the val split's class names}`` (so its head defaults to their count and the folder is
+    checked against them); None for another dataset.
+
+    Raises:
+        UserError: as :func:`scan_split`.
+    """
+    if dataset != FOLDER:
+        return None
+    return {"classes": list(scan_split(data_dir, VAL_SPLIT).classes)}
 
 
 def _subset(split: FolderSplit, n: int | None, seed: int):

@@ -20,7 +20,7 @@ _COMPILED: dict[Callable, Callable] = {}
 FUSE_MODES = ("auto", "on", "off")
 #: ``auto`` fuses training only from this many optimizer steps (epochs × batches): compiling the
 #: activation's forward and backward takes about 15–25 s on a cold cache (2 CPU cores), and the
-#: fused activation saves about a quarter of a ¼-width VGG-16 step (benchmarks/ratios.py, P4)
+#: fused activation saves about a quarter of a ¼-width VGG-16 step (benchmarks/ratios.py, the training ratio)
 MIN_TRAIN_STEPS = 1000
 #: ``auto`` fuses a sweep only from this many image-steps (test images × T_max): compiling the
 #: neuron step takes about 10 s on a cold cache

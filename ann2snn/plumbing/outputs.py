@@ -21,7 +21,7 @@ import re
 
 from ann2snn.plumbing.errors import UserError
 
-try:  # POSIX; elsewhere runs are not locked (documented in the README)
+try:  # POSIX; elsewhere runs are not locked (documented in docs/usage.md)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None

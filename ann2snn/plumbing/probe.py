@@ -21,12 +21,24 @@ def probe_pass(model: nn.Module, handles: list, train: bool = False) -> Iterator
     ``handles`` is read on exit, so hooks registered inside the block are removed too. Gradient mode
     is left to the caller (``torch.no_grad()`` etc.).
     """
-    was_training = model.training
-    model.train(train)
+    with kept_modes(model):
+        model.train(train)
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+            handles.clear()
+
+
+@contextlib.contextmanager
+def kept_modes(model: nn.Module) -> Iterator[None]:
+    """On exit, even on an error, give every sub-module of ``model`` back its own train/eval flag (a
+    model may mix them, e.g. BatchNorm frozen in eval mode inside a network in train mode, which
+    ``model.train(was_training)`` would undo)."""
+    modes = [(m, m.training) for m in model.modules()]
     try:
         yield
     finally:
-        for h in handles:
-            h.remove()
-        handles.clear()
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training

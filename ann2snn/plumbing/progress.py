@@ -41,7 +41,7 @@ class LineProgress:
 
     def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
                  file=None, min_fraction: float = MIN_FRACTION, min_interval: float = MIN_INTERVAL_S,
-                 clock=time.monotonic):
+                 clock=time.monotonic, initial: int = 0):
         if total is None and iterable is not None:
             try:
                 total = len(iterable)
@@ -50,9 +50,9 @@ class LineProgress:
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.file = file
         self.min_fraction, self.min_interval, self.clock = min_fraction, min_interval, clock
-        self.n, self.postfix, self.closed = 0, "", False
+        self.n, self.postfix, self.closed = initial, "", False  # initial: counted before (a resumed epoch)
         self.start = self.last_time = clock()
-        self.last_n = 0
+        self.last_n = initial
 
     def __iter__(self):
         for item in self.iterable:
@@ -108,9 +108,10 @@ class LineProgress:
 
 
 def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-                 disable: bool = False, leave: bool = False, file=None):
+                 disable: bool = False, leave: bool = False, file=None, initial: int = 0):
     """A progress display over ``iterable`` (or counted with ``update``): a tqdm bar when ``file``
-    (default stderr) is a terminal, else a :class:`LineProgress` of a few plain lines.
+    (default stderr) is a terminal, else a :class:`LineProgress` of a few plain lines. The count starts
+    at ``initial`` (a resumed epoch's batches done before).
 
     ``disable=True`` gives a silent tqdm (it only passes the items through). ``leave`` is tqdm's (keep
     the finished bar on screen); the plain lines always end with a final one.
@@ -119,5 +120,6 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
 
     stream = sys.stderr if file is None else file
     if disable or is_terminal(stream):
-        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable, file=file)
-    return LineProgress(iterable, total=total, desc=desc, unit=unit, file=file)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable, file=file,
+                    initial=initial)
+    return LineProgress(iterable, total=total, desc=desc, unit=unit, file=file, initial=initial)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU-scale Table 3 ablation behind results/ablation/ (CIFAR-10, spiking ResNet-20).
 # Run folders go to $RUNS_DIR/ablation (ignored by git); the table is copied here when all runs finish.
-# Re-running the same command resumes an ablation cut off by the end of a session.
+# Re-running the same command resumes an ablation that was cut off.
 # Usage: OMP_NUM_THREADS=1 bash results/ablation/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."

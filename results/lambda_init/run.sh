@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# λ-init comparison (issue 7, step 3): the same short training with λ init 8.0 (QCFS), 2.0 and auto.
+# λ-init comparison: the same short training with λ init 8.0 (QCFS), 2.0 and auto.
 # VGG-16 width 0.25, QCFS L=4, CIFAR-10, a fixed class-balanced 10,000-image training subset,
 # 5 epochs, full 10,000-image test set, seed 0. Writes results/lambda_init/table.{csv,md}.
 set -euo pipefail

@@ -1,6 +1,6 @@
-"""P6: this toolkit against SpikingJelly 2.0.0's ANN→SNN converter, on the same network, images and θ.
+"""This toolkit against SpikingJelly 2.0.0's ANN→SNN converter, on the same network, images and θ.
 
-Usage: python benchmarks/p6_spikingjelly.py [--checkpoint RUN] [--T 32] [--batch 256] [--images 512]
+Usage: python benchmarks/spikingjelly_race.py [--checkpoint RUN] [--T 32] [--batch 256] [--images 512]
 (needs ``pip install -e '.[benchmark]'``, which brings spikingjelly==2.0.0).
 
 The race is fair only if both simulate the same SNN, so it is checked first:
@@ -171,7 +171,7 @@ def main():
     r = race(args.checkpoint, args.width, args.T, args.batch, args.images, args.repeat)
     for k, v in r.items():
         print(f"{k}: {v}")
-    print(f"P6 ours (fused) / SpikingJelly: {r['ours_s_fused'] / r['sj_s']:.3f}; "
+    print(f"ours (fused) / SpikingJelly: {r['ours_s_fused'] / r['sj_s']:.3f}; "
           f"ours (plain) / SpikingJelly: {r['ours_s_plain'] / r['sj_s']:.3f}")
 
 

@@ -1,6 +1,8 @@
-"""P4 (QCFS training step / ReLU training step) at two widths, to show what limits it on the CPU.
+"""The training-step ratio (QCFS training step / ReLU training step) at two widths, to show what limits
+it on the CPU.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/p4_width.py
+Usage: OMP_NUM_THREADS=1 python benchmarks/training_step_width.py
+Its committed output, from when it was called benchmarks/p4_width.py: results/benchmarks/p4_width.txt.
 Both sides of each ratio are timed in this one process (best of 4 steps after a warm-up).
 """
 
@@ -22,7 +24,7 @@ def main() -> None:
         r = train_step(build("vgg16", width, "relu").train(), x, labels)
         q(), r()
         tq, tr = timed(q, 4), timed(r, 4)
-        print(f"vgg16 width {width}, batch {batch}: QCFS {tq:.3f} s, ReLU {tr:.3f} s, P4 = {tq / tr:.3f}", flush=True)
+        print(f"vgg16 width {width}, batch {batch}: QCFS {tq:.3f} s, ReLU {tr:.3f} s, QCFS / ReLU = {tq / tr:.3f}", flush=True)
 
 
 if __name__ == "__main__":
