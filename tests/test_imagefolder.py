@@ -402,3 +402,35 @@ def test_the_command_line_reads_image_folders(tmp_path, capsys):
     assert "--skip-bad-images" in err and not (tmp_path / "run2").exists()
     assert main(argv + ["--skip-bad-images"]) == 0
     assert capsys.readouterr().err.count("note: skipped 1 unreadable image(s)") == 1
+
+
+@pytest.mark.exactness  # equal to the uninterrupted run's at the same kernels and threads
+def test_an_interrupted_folder_run_resumes_exactly(tmp_path, monkeypatch):
+    """SIGTERM at batch 2 of 4 in the first epoch (two worker processes decoding): the mid-epoch checkpoint,
+    resumed with set_position, ends in the uninterrupted run's weights, optimizer state, RNG state and metrics:
+    the crops of the skipped and the remaining images do not depend on where the epoch started."""
+    import signal
+
+    import ann2snn.pipelines.train_ann as train_ann_mod
+    from ann2snn.pipelines.train_ann import train_ann
+    from ann2snn.plumbing.interrupt import TrainingInterrupted
+    from test_midepoch import assert_same_run, wrap_loader
+
+    write_folder(tmp_path / "data", {split: {c: {f"{i}.png": noise(100 * k + i + (50 if split == "val" else 0), 16)
+                                                 for i in range(5 if split == "train" else 2)}
+                                             for k, c in enumerate(("ant", "bee", "cat"))}
+                                     for split in ("train", "val")})
+    config = {"arch": "resnet20", "width": 0.25, "dataset": "imagefolder", "data_dir": str(tmp_path / "data"),
+              "epochs": 2, "batch_size": 4, "image_size": 12, "workers": 2}
+    straight = torch.load(train_ann(config, str(tmp_path / "straight"), progress=False, checkpoint_minutes=0),
+                          weights_only=True)
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        wrap_loader(m, train_ann_mod, "load_data", epoch=0, batch=1, signum=signal.SIGTERM)
+        with pytest.raises(TrainingInterrupted) as info:
+            train_ann(config, str(out), progress=False, checkpoint_minutes=0)
+    assert (info.value.epoch, info.value.batch, info.value.batches) == (1, 2, 4)  # ceil(15 / 4) batches
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["position"]["batch"] == 2
+    resumed = torch.load(train_ann(config, str(out), resume=True, progress=False, checkpoint_minutes=0),
+                         weights_only=True)
+    assert_same_run(straight, resumed)

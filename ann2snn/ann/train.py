@@ -66,15 +66,13 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
 
     For ``dataset="imagefolder"`` (a config resolved by :func:`ann2snn.plumbing.folder.resolve_folder_config`)
     the batches are :class:`ann2snn.plumbing.folder.FolderBatches` of ``data_dir/train`` and
-    ``data_dir/val``; the training batches then carry ``calibration``, the same images under the
-    evaluation transform (for λ initialisation).
+    ``data_dir/val``.
     """
     if config["dataset"] == FOLDER:
         from ann2snn.plumbing.folder import load_folder_data
 
-        train, test, calibration = load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]),
-                                                    EVAL_BATCH)
-        train.calibration = calibration
+        train, test, _ = load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]),
+                                          EVAL_BATCH)
         return train, test
     info = dataset_info(config["dataset"])
     xtr, ytr = load_split(config["dataset"], config["data_dir"], True, config["download"], config["skip_md5"])
@@ -88,6 +86,17 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
     train = CifarBatches(xtr, ytr, info, local_batch(d, config["batch_size"]), config["augment"], shuffle=True,
                          seed=config["seed"], device=device, rank=d.rank, world=d.world)
     return train, test_batches(xte, yte, info, device, d)
+
+
+def lambda_init_batches(config: dict, train, device: torch.device | str = "cpu", d: Dist = Dist()):
+    """The batches λ initialisation (``lambda_init="auto"``) reads: ``train`` itself for CIFAR (as
+    augmented for training); for an image folder the same training images in the same order under the
+    evaluation transform (:func:`ann2snn.plumbing.folder.load_folder_data`)."""
+    if config["dataset"] != FOLDER:
+        return train
+    from ann2snn.plumbing.folder import load_folder_data
+
+    return load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]), EVAL_BATCH)[2]
 
 
 def test_batches(images: torch.Tensor, labels: torch.Tensor, info, device: torch.device | str = "cpu",

@@ -11,7 +11,7 @@ import torch
 from ann2snn.ann.activations import QuantClip
 from ann2snn.ann.build import build_ann
 from ann2snn.ann.train import (CHECKPOINT_MINUTES, DEFAULTS, check_checkpoint_minutes, check_train_config,
-                               count_correct, fit, load_data, open_run)
+                               count_correct, fit, lambda_init_batches, load_data, open_run)
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.checkpoint import load_checkpoint
 from ann2snn.plumbing.data import FOLDER
@@ -93,8 +93,7 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
     if config["lambda_init"] == "auto" and state is None:
         from ann2snn.ann.lambda_init import init_lambda_from_data
         # under DDP, rank 0's λs reach every rank in fit(); an image folder's λs come from the evaluation transform
-        calibration = getattr(train, "calibration", None)
-        init_lambda_from_data(model.to(device), train if calibration is None else calibration)
+        init_lambda_from_data(model.to(device), lambda_init_batches(config, train, device, d))
 
     def evaluate(model, test):  # fit() runs this under the run's autocast (ann.train.evaluate_as_trained)
         correct, total = count_correct(model, test, device, d)

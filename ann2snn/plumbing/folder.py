@@ -79,6 +79,8 @@ class FolderSplit:
 
 
 _SCANS: dict = {}
+#: split folder → {path: error} of the unreadable files skipped so far in this process (each noted once)
+_SKIPPED: dict = {}
 
 
 def _scan_key(path: str):
@@ -328,8 +330,8 @@ class FolderBatches:
         workers: decoding processes (:func:`resolve_workers`; 0 decodes in this process).
         skip_bad_images: skip files PIL cannot read instead of stopping: they are kept in
             :attr:`skipped` (path → error) and listed in a note on stderr at the end of the pass that first
-            meets them (not again in later epochs).
-        skipped: a dict to keep them in, shared with other batches of the same files (default: a new one).
+            meets them (not again in later epochs, nor by other batches of the same split in this process).
+        skipped: a dict to keep them in (default: this process's dict for ``split.root``).
 
     Order and augmentation, and how they differ from CifarBatches by design:
 
@@ -369,7 +371,7 @@ class FolderBatches:
         self.std = torch.tensor(_triple("std", std), device=self.device).view(1, 3, 1, 1)
         self.epoch, self.position = 0, 0
         #: path → error text of every unreadable file skipped so far
-        self.skipped: dict[str, str] = {} if skipped is None else skipped
+        self.skipped: dict[str, str] = _SKIPPED.setdefault(split.root, {}) if skipped is None else skipped
 
     def rebatched(self, batch_size: int) -> "FolderBatches":
         """The same images, order, transform and settings in batches of ``batch_size`` (unreadable files
@@ -573,7 +575,7 @@ def load_folder_data(config: dict, device: torch.device | str = "cpu", rank: int
     train = FolderBatches(train_split, batch, train_transform(size, config.get("augment", "crop-flip"), resize),
                           indices=idx, shuffle=True, seed=config["seed"], **common)
     calibration = FolderBatches(train_split, batch, eval_transform(size, resize), indices=idx, shuffle=True,
-                                seed=config["seed"], skipped=train.skipped, **common)
+                                seed=config["seed"], **common)
     val = FolderBatches(val_split, test_batch, eval_transform(size, resize),
                         indices=_subset(val_split, config.get("test_subset"), 0), **common)
     return train, val, calibration
