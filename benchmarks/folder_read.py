@@ -6,16 +6,17 @@ Usage: cd benchmarks && python folder_read.py [--data-dir DIR] [--folder DIR] [-
   read rate    images per second that FolderBatches delivers for training: JPEG decoding (PIL), RandomResizedCrop
                224 + flip in the DataLoader's worker processes (the default count unless --workers), and the
                batched normalisation on the training device; whole epochs, worker start-up included
-  train rate   images per second that train-ann's step consumes: torchvision's ResNet-18 at 224 pixels (the
-               ann2snn arch "torchvision:resnet18" when this checkout has it, with train-ann's default QCFS
-               activation; else torchvision.models.resnet18 with its ReLUs), SGD + cross-entropy as in
-               ann2snn.ann.train.fit, on batches of the same folder already on the device
+  train rate   images per second that train-ann's step consumes: torchvision's ResNet-18 at 224 pixels as
+               train-ann builds --arch torchvision:resnet18 (its default QCFS L=4 activation at every ReLU call
+               site), SGD + cross-entropy as in ann2snn.ann.train.fit, on batches of the same folder already
+               on the device
   ratio        read rate / train rate (target >= 3 on 2 cores: the reader is not the bottleneck)
 
 The folder is a JPEG folder made from CIFAR-10 at 224 pixels (ann2snn.plumbing.make_folder: real pixels,
 bicubic upscaling, quality 90) in a temporary folder, unless --folder names one (made before, e.g. with
 ``python -m ann2snn.plumbing.make_folder DIR --per-class 100 --val-per-class 1 --format jpeg --size 224``).
-Making it is not timed. Run it on a quiet machine: a busy core slows either side unevenly.
+Making it is not timed. Run it on a quiet machine, without OMP_NUM_THREADS (the training side uses torch's
+default threads, the reading side its worker processes): a busy core slows either side unevenly.
 """
 
 from __future__ import annotations
@@ -52,24 +53,15 @@ def read_rate(batches, device: torch.device, epochs: int = 2) -> tuple[float, in
 
 
 def model_for(device: torch.device) -> tuple[nn.Module, str]:
-    """ResNet-18 for 224-pixel images and 10 classes: ann2snn's "torchvision:resnet18" if there, else torchvision's."""
-    from ann2snn.models import ARCHS
-
-    torch.manual_seed(0)
-    if "torchvision:resnet18" in ARCHS:
-        from ann2snn.ann.build import build_ann
-
-        model = build_ann({"arch": "torchvision:resnet18", "dataset": "imagefolder", "num_classes": 10,
-                           "activation": "qcfs", "lambda_init": 8.0})
-        what = "ann2snn arch torchvision:resnet18, QCFS L=4"
-    else:
-        import torchvision
-
-        model = torchvision.models.resnet18(num_classes=10)
-        what = "torchvision.models.resnet18 (ReLU; the ann2snn arch is not in this checkout)"
+    """ResNet-18 for 224-pixel images and 10 classes, as train-ann builds ``--arch torchvision:resnet18`` with its
+    default QCFS activation (every ReLU call site a QCFS(L=4) site)."""
+    from ann2snn.ann.build import build_ann
     from ann2snn.plumbing.device import place
 
-    return place(model, device).train(), what
+    torch.manual_seed(0)
+    model = build_ann({"arch": "torchvision:resnet18", "dataset": "imagefolder", "num_classes": 10,
+                       "activation": "qcfs", "levels": 4, "lambda_init": 8.0})
+    return place(model, device).train(), "ann2snn arch torchvision:resnet18, QCFS L=4"
 
 
 def train_rate(model: nn.Module, data: list, device: torch.device, amp: str, steps: int, warmup: int = 2) -> float:

@@ -212,7 +212,7 @@ def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, loa
         k = sorted(clash)[0]
         raise UserError(f"`{k}` {config[k]} differs from the resumed run's {stored[k]}; "
                         f"a resumed run keeps its settings (drop `{k}`, or start a new `out_dir`)")
-    return {**stored, **{k: config[k] for k in RESUME_FREE}}, state, ckpt_path
+    return {**stored, **{k: config[k] for k in RESUME_FREE if k in config}}, state, ckpt_path
 
 
 def check_checkpoint_minutes(minutes) -> float:
