@@ -8,19 +8,31 @@ from ann2snn.ann.activations import activation_factory
 from ann2snn.ann.relu_sites import activation_sites
 from ann2snn.plumbing.errors import UserError
 from ann2snn.plumbing.checkpoint import load_checkpoint, load_state_strict
-from ann2snn.plumbing.data import dataset_info
+from ann2snn.plumbing.data import FOLDER, dataset_info
 
 
 def num_classes_of(config: dict) -> int:
-    """The class count of a run config: its ``num_classes`` if set, else its dataset's."""
-    return int(config.get("num_classes") or dataset_info(config["dataset"]).num_classes)
+    """The class count of a run config: its ``num_classes`` if set, else its dataset's (an image
+    folder's: the number of its stored ``classes``).
+
+    Raises:
+        UserError: an unknown dataset, or an image-folder config with neither.
+    """
+    if config.get("num_classes"):
+        return int(config["num_classes"])
+    if config.get("dataset") == FOLDER:
+        if not config.get("classes"):
+            raise UserError("an imagefolder config needs its `num_classes` (train-ann stores it with the classes)")
+        return len(config["classes"])
+    return dataset_info(config["dataset"]).num_classes
 
 
 def build_ann(config: dict, weights: str | None = None) -> nn.Module:
     """The model a run config describes (fresh weights; λ at ``lambda_init`` or 1.0 for ``auto``).
 
-    Keys used: arch, dataset, num_classes (default: the dataset's), width, activation, levels,
-    int_bits, frac_bits, lambda_init, maxpool (``keep`` or ``avg``: torchvision networks only).
+    Keys used: arch, dataset, num_classes (default: the dataset's; an image folder's: its stored
+    ``classes``), width, activation, levels, int_bits, frac_bits, lambda_init, maxpool (``keep`` or
+    ``avg``: torchvision networks only).
 
     ``arch = "torchvision:<name>"``: torchvision's network (:mod:`ann2snn.models.torchvision_arch`).
     ``weights``, a ``state_dict`` file of that network trained elsewhere, is loaded first (strictly,
