@@ -15,7 +15,7 @@ from ann2snn.ann.activations import QCFS, MatchedQuant  # noqa: E402
 from .api import accuracy_sweep, ann_parity, convert_model, iter_steps, simulate_logits  # noqa: E402
 from ann2snn.plumbing.errors import UserError  # noqa: E402
 from ann2snn.conversion.neurons import MultiBitIF  # noqa: E402
-from ann2snn.conversion.opcheck import swap_maxpool_for_avgpool  # noqa: E402
+from ann2snn.ann.pools import swap_maxpool_for_avgpool  # noqa: E402
 from ann2snn.conversion.simulate import record_spike_counts, set_fused  # noqa: E402
 from ann2snn.conversion.snn import load_snn, save_snn  # noqa: E402
 from ann2snn.analysis.bitplane import check_bitplanes  # noqa: E402

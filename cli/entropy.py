@@ -10,12 +10,12 @@ from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from click.core import ParameterSource
 
-from ann2snn.cli.options import compute_options, data_options
+from ann2snn.cli.options import FOLDER_KEYS, compute_options, data_options, folder_options, pop_folder_options
 from ann2snn.plumbing.errors import UserError
 
 #: options that only the empirical mode (--checkpoint) uses
 EMPIRICAL_ONLY = ("layer", "T", "v_init", "subset", "batch_size", "data_dir", "download", "skip_md5", "threads",
-                  "quiet")
+                  "quiet", *FOLDER_KEYS)
 
 
 def parse_bits(text: str) -> list[tuple[int, int]]:
@@ -56,7 +56,8 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
 @click.option("--subset", type=T.IMAGES, default=500, show_default=True,
               help="Class-balanced subset of N test images, or all.")
 @click.option("--batch-size", type=T.BATCH, default=100, show_default=True)
-@data_options()
+@data_options("cifar-10-batches-py/ or cifar-100-python/, or for an image-folder model ROOT's val/<class>/ images")
+@folder_options()
 @compute_options(device=False, amp=False)
 @click.option("--out", type=T.OUT_DIR, default=None,
               help="Folder for entropy.csv and spike_hist.png (the analytic table and distributions, or "
@@ -64,7 +65,7 @@ def parse_bits(text: str) -> list[tuple[int, int]]:
 @click.pass_context
 @claims_out("dir")
 def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batch_size, data_dir, download,
-                skip_md5, quiet, out):
+                skip_md5, quiet, out, **folder):
     """Spike entropy (bits) of IF / MBIF spikes: the analytic table for U ~ N(0,1), and with
     --checkpoint the measured spike-count distribution of one layer (on the CPU)."""
     import os
@@ -86,13 +87,15 @@ def entropy_cmd(ctx, v_th, bits_text, checkpoint, layer, T, v_init, subset, batc
     if checkpoint is not None:  # every check that can fail comes before any output
         from ann2snn.ann.build import load_ann
         from ann2snn.pipelines.sweep import load_test_batches
+        from ann2snn.plumbing.distributed import Dist
 
         ann, ckpt = load_ann(checkpoint)
         sites = neuron_sites(ann)
         if layer is not None and layer not in sites:
             raise UserError(f"--layer {layer!r} is not a neuron site; use one of: {', '.join(sites)}")
         site = layer if layer is not None else sites[0]
-        batches = load_test_batches(ckpt["config"], data_dir, batch_size, subset, download, skip_md5)
+        batches = load_test_batches(ckpt["config"], data_dir, batch_size, subset, download, skip_md5, "cpu", Dist(),
+                                    pop_folder_options(folder))
 
     click.echo(f"Spike entropy (bits) of k = clip(floor(U / (V_th·2^-n)), 0, 2^(m+n)-1), U ~ N(0,1), "
                f"V_th = {v_th:g}:\n")

@@ -13,14 +13,18 @@ import click
 from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from ann2snn.cli.errors import flag_errors
-from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, maxpool_option, neuron_from_flags,
-                                 old_bits_options, run_folder_options, weights_options)
+from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, folder_options, maxpool_option,
+                                 neuron_from_flags, old_bits_options, pop_folder_options, run_folder_options,
+                                 weights_options)
 from click.core import ParameterSource
 
 from ann2snn.plumbing.errors import UserError
 
 ARCH_CHOICES = ["vgg16", "resnet18", "resnet20"]
-DATASET_CHOICES = ["cifar10", "cifar100"]
+DATASET_CHOICES = ["cifar10", "cifar100", "imagefolder"]
+#: what --data-dir holds, for the commands that read CIFAR or image folders
+DATA_FOLDERS = ("cifar-10-batches-py/ or cifar-100-python/, or for an image-folder model ROOT's train/<class>/ and "
+                "val/<class>/ images")
 
 
 def parse_lambda_init(text: str):
@@ -53,8 +57,15 @@ def cli():
                    "starts from it, every ReLU call site becoming the activation, λ from data (--lambda-init auto).")
 @click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
               help="Classes of the network's head (torchvision:NAME).")
-@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True)
-@data_options()
+@click.option("--maxpool", type=click.Choice(["keep", "avg"]), default="keep", show_default=True,
+              help="torchvision:NAME: keep its max-pool (convert it later with --maxpool spiking), or avg: swap "
+                   "every max-pool for the average pool of the same geometry before training, as QCFS does.")
+@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="cifar10", show_default=True,
+              help="imagefolder: your own images in ImageNet's layout, --data-dir ROOT holding "
+                   "ROOT/train/<class>/*.JPEG and ROOT/val/<class>/*.JPEG (any image format).")
+@data_options("cifar-10-batches-py/ or cifar-100-python/, or with --dataset imagefolder train/<class>/ and "
+              "val/<class>/ images")
+@folder_options(train=True)
 @click.option("--activation", type=click.Choice(["qcfs", "matched", "relu"]), default="qcfs", show_default=True,
               help="qcfs: QCFS with --levels L. matched: one MBIF step of --bits M+N. relu: a plain "
                    "ReLU net (convert it with --threshold max|percentile:P).")
@@ -89,9 +100,12 @@ def cli():
 @click.pass_context
 @claims_out("dir")
 def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits, int_bits, frac_bits, **options):
-    """Train a QCFS (or matched) ANN on CIFAR; checkpoint every epoch."""
+    """Train a QCFS (or matched) ANN on CIFAR or an image folder; checkpoint every epoch."""
     from ann2snn.pipelines.train_ann import train_ann
 
+    for key in ("mean", "std"):  # stored as lists in the checkpoint's config
+        if options.get(key) is not None:
+            options[key] = list(options[key])
     bit_settings, bits_explicit = bits_from_flags(ctx, bits, int_bits, frac_bits)  # both spellings checked there
     config = dict(options, **bit_settings, lambda_init=parse_lambda_init(lambda_init))
     explicit = {k for k in list(options) + ["lambda_init"]
@@ -121,13 +135,14 @@ def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
 @maxpool_option
-@data_options()
+@data_options(DATA_FOLDERS)
+@folder_options()
 @compute_options(device=False, amp=False)
 @click.option("--out", type=T.OUT_FILE, required=True, help="SNN checkpoint file to write.")
 @click.pass_context
 @claims_out("file")
 def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, int_bits, frac_bits, v_init, cap,
-                threshold, calib_batches, fold_bn, maxpool, data_dir, download, skip_md5, quiet, out):
+                threshold, calib_batches, fold_bn, maxpool, data_dir, download, skip_md5, quiet, out, **folder):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron (calibration, with
     --threshold max|percentile:P, runs on the CPU)."""
     import os
@@ -151,13 +166,16 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
     calibration = None
     if parse_threshold(threshold)[0] != "lambda" or fold_bn:
         calibration = {"threshold": threshold, "calib_batches": calib_batches, "fold_bn": fold_bn,
-                       "data_dir": data_dir, "download": download, "skip_md5": skip_md5, "progress": not quiet}
+                       "data_dir": data_dir, "download": download, "skip_md5": skip_md5, "progress": not quiet,
+                       "folder": pop_folder_options(folder)}
     if weights is not None:
         if arch is None:
             raise UserError("--weights needs --arch torchvision:NAME: the network the file's state_dict belongs to")
         from ann2snn.ann.build import weights_checkpoint
 
-        source = weights_checkpoint(arch, weights, dataset, num_classes)
+        from ann2snn.plumbing.folder import folder_extra_config
+
+        source = weights_checkpoint(arch, weights, dataset, num_classes, folder_extra_config(dataset, data_dir))
     else:
         source = checkpoint
     ckpt = convert_checkpoint(source, {**settings, "v_init": v_init, "cap": cap, "maxpool": maxpool}, out,
@@ -216,7 +234,8 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="For ANN checkpoints: fold each BatchNorm into the conv before it first.")
-@data_options()
+@data_options(DATA_FOLDERS)
+@folder_options()
 @click.option("--batch-size", type=T.BatchOrAuto(), default=500, show_default=True,
               help="Test images per batch. The sweep first checks that the batch fits in the memory available "
                    "and refuses one that does not, naming the largest that does; auto takes that one (at most "
@@ -255,9 +274,10 @@ def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time
 
     from ann2snn.pipelines.sweep import run_sweep
 
+    folder = pop_folder_options(options)
     result = run_sweep(checkpoints, T_text, neurons=neurons, v_inits=v_inits, caps=caps, thresholds=thresholds,
                        time_chunk=time_chunk_text, out=out, progress=not quiet, echo=click.echo,
-                       argv=(ctx.obj or {}).get("argv", sys.argv[1:]), **options)
+                       argv=(ctx.obj or {}).get("argv", sys.argv[1:]), folder=folder, **options)
     if result["rows"]:  # rank 0 (the only process outside torchrun)
         click.echo(pd.DataFrame(result["rows"]).to_markdown(index=False))
         click.echo("wrote " + ", ".join(result["paths"]))

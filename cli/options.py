@@ -6,6 +6,8 @@
 - :func:`data_options`: ``--data-dir``, ``--download``, ``--skip-md5``.
 - :func:`run_folder_options`: ``--resume`` and ``--checkpoint-minutes``, on the commands that train
   into a run folder (train-ann, train-snn).
+- :func:`folder_options`: ``--image-size``, ``--resize``, ``--mean``, ``--std``, ``--workers``,
+  ``--skip-bad-images`` for image folders (``--dataset imagefolder``).
 - :func:`old_bits_options`, :func:`neuron_from_flags`, :func:`bits_from_flags`: a neuron is written
   ``NAME[:M+N]`` (``--neuron mbif:1+3``, ``--neuron mblif:2+1``) and bits alone ``M+N``
   (``train-ann --bits 1+3``). The earlier ``--int-bits M --frac-bits N`` still work, hidden from the
@@ -82,6 +84,51 @@ def data_options(folders: str = "cifar-10-batches-py/ or cifar-100-python/"):
                          show_default="$ANN2SNN_DATA or ./data", help=f"Folder holding {folders}.")(f)
         return f
     return deco
+
+
+#: the image-folder options as library keys (read by ann2snn.plumbing.folder)
+FOLDER_KEYS = ("image_size", "resize", "mean", "std", "workers", "skip_bad_images")
+
+
+def folder_options(train: bool = False):
+    """Decorate a command that reads image folders with ``--image-size``, ``--resize``, ``--mean``,
+    ``--std``, ``--workers``, ``--skip-bad-images`` (``train``: the defaults as train-ann says them).
+
+    For train-ann they set the run (stored in its checkpoint); for convert, sweep and entropy the
+    input settings default to the checkpoint's and, when given, override them. None of them applies to
+    CIFAR but ``--workers`` / ``--skip-bad-images``, which CIFAR ignores (its images are in memory).
+    """
+    default = "224" if train else "the checkpoint's"
+
+    def deco(f):
+        f = click.option("--skip-bad-images", is_flag=True,
+                         help="Image folders: skip files that cannot be decoded (counted and listed in a note) "
+                              "instead of stopping at the first, named.")(f)
+        f = click.option("--workers", type=T.WORKERS, default="auto", show_default=True,
+                         help="Image folders: processes that decode and transform images. auto: the usable "
+                              "cores (shared among torchrun's processes), at most 8; 0: in this process.")(f)
+        f = click.option("--std", type=T.Triple(positive=True), default=None,
+                         show_default="ImageNet's 0.229,0.224,0.225" if train else default,
+                         help="Image folders: per-channel std of the normalisation, R,G,B.")(f)
+        f = click.option("--mean", type=T.Triple(), default=None,
+                         show_default="ImageNet's 0.485,0.456,0.406" if train else default,
+                         help="Image folders: per-channel mean of the normalisation, R,G,B (of pixels / 255).")(f)
+        f = click.option("--resize", type=T.RESIZE, default=None,
+                         show_default="--image-size / 0.875, 256 for 224" if train else default,
+                         help="Image folders: evaluation resizes the shorter side to this, then crops the "
+                              "centre --image-size square; 0: crop without resizing.")(f)
+        f = click.option("--image-size", type=T.IMAGE_SIZE, default=None, show_default=default,
+                         help="Image folders: side of the square crop the network sees (training: "
+                              "RandomResizedCrop + flip; evaluation: center crop).")(f)
+        return f
+    return deco
+
+
+def pop_folder_options(options: dict) -> dict:
+    """Take the image-folder options out of a command's ``options`` (as library keys; None: not given)."""
+    folder = {k: options.pop(k) for k in FOLDER_KEYS if k in options}
+    folder["skip_bad_images"] = folder.get("skip_bad_images") or None
+    return folder
 
 
 def run_folder_options(f):
@@ -198,8 +245,11 @@ def weights_options(f):
     read from its state_dict file instead of a train-ann checkpoint (convert, sweep)."""
     from ann2snn.cli import types as T
 
-    f = click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
-                     help="With --weights: the dataset of the network's images (calibration and test data).")(f)
+    f = click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "imagefolder"]), default="cifar10",
+                     show_default=True,
+                     help="With --weights: the dataset of the network's images (calibration and test data); "
+                          "imagefolder: --data-dir ROOT with train/<class>/ and val/<class>/ images, read at "
+                          "--image-size (default 224) after --resize (256) with ImageNet's --mean/--std.")(f)
     f = click.option("--num-classes", type=T.ints(1, 1_000_000), default=None, show_default="the dataset's",
                      help="With --weights: classes of the network's head.")(f)
     f = click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,

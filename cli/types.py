@@ -2,7 +2,8 @@
 
 ``ints(lo, hi)`` is ``click.IntRange`` (so a 20-digit number is refused, not an overflow later).
 ``floats(lo, hi, ...)`` also refuses nan and ±inf, which ``click.FloatRange`` lets through.
-:class:`Count` is ``--subset`` / ``--test-subset``: a number N >= 1 or ``all``. :class:`NeuronSpec`
+:class:`Count` is ``--subset`` / ``--test-subset``: a number N >= 1 or ``all``. :class:`Triple` is
+``--mean`` / ``--std`` (``R,G,B``), :class:`AutoCount` ``--workers`` (``auto`` or N). :class:`NeuronSpec`
 and :class:`Bits` are the neuron grammar ``NAME[:M+N]`` and bits ``M+N`` (:mod:`ann2snn.ann.spec`).
 Paths are ``click.Path`` (:data:`CHECKPOINT`, :data:`OUT_FILE`, :data:`OUT_DIR`, :data:`DATA_DIR`).
 All give a one-line error (exit 2): ``Invalid value for '--width': ...``.
@@ -175,6 +176,51 @@ class BatchOrAuto(click.ParamType):
 
         return [CompletionItem("auto")] if "auto".startswith(incomplete) else []
 
+class Triple(click.ParamType):
+    """Three finite numbers written ``R,G,B`` (``--mean 0.485,0.456,0.406``) → a tuple; ``positive``:
+    each > 0 (``--std``)."""
+
+    name = "r,g,b"
+
+    def __init__(self, positive: bool = False):
+        self.positive = positive
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "R,G,B"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        items = [v.strip() for v in str(value).split(",")]
+        try:
+            out = tuple(float(v) for v in items)
+        except ValueError:
+            out = ()
+        if len(out) != 3 or not all(math.isfinite(v) for v in out):
+            self.fail(f"must be three numbers R,G,B (e.g. 0.485,0.456,0.406), got {value}", param, ctx)
+        if self.positive and not all(v > 0 for v in out):
+            self.fail(f"must be three positive numbers R,G,B, got {value}", param, ctx)
+        return out
+
+
+class AutoCount(click.ParamType):
+    """``auto`` or a whole number from ``lo`` to ``hi`` (``--workers``) → ``"auto"`` or the int."""
+
+    name = "auto|N"
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        text = str(value).strip()
+        if text.lower() == "auto":
+            return "auto"
+        if not (text.isascii() and text.isdigit()) or not self.lo <= int(text) <= self.hi:
+            self.fail(f"must be auto or a whole number from {self.lo} to {self.hi}, got {value}", param, ctx)
+        return int(text)
+
 
 #: upper bounds shared by several commands (each far above any real run, below what overflows)
 EPOCHS = counts(100_000)
@@ -187,6 +233,10 @@ MOMENTUM = floats(0, 1, hi_open=True)
 WEIGHT_DECAY = floats(0, 1e3)
 WIDTH = floats(0, 64, lo_open=True)
 CALIB = counts(100_000)
+IMAGE_SIZE = counts(65_536)  # pixels
+RESIZE = ints(0, 65_536)  # pixels; 0: no resize
+NUM_CLASSES = counts(1_000_000)
+WORKERS = AutoCount(0, 1024)
 STEPS = counts(10_000)  # time steps T of a training run
 
 #: an existing checkpoint file or run folder

@@ -391,7 +391,8 @@ def test_loaders_check_the_kind(ann_and_snn):
 def test_snn_checkpoint_round_trip_and_provenance(ann_and_snn):
     ann, snn, model = ann_and_snn
     net, ckpt = load_snn(snn)
-    assert ckpt["conversion"] == {"neuron": "if", "int_bits": 1, "frac_bits": 0, "v_init": "zero", "cap": None}
+    assert ckpt["conversion"] == {"neuron": "if", "int_bits": 1, "frac_bits": 0, "v_init": "zero", "cap": None,
+                                  "maxpool": "refuse"}
     assert ckpt["source"]["path"] == ann and ckpt["source"]["sha256"] == checkpoint.file_sha256(ann)
     assert ckpt["source"]["epoch"] == 2
     assert states_equal(net.state_dict(), ckpt["model_state"])

@@ -163,7 +163,8 @@ def test_convert_accepts_the_widest_bits(capsys, tmp_path, ckpts):
     assert (code, err) == (0, "")
     assert f"({N_SITES} neurons, MBIF 8+8, v_init half-lsb)" in stdout
     ckpt = load_checkpoint(str(out), kind="snn")
-    assert ckpt["conversion"] == {"neuron": "mbif", "int_bits": 8, "frac_bits": 8, "v_init": "half-lsb", "cap": None}
+    assert ckpt["conversion"] == {"neuron": "mbif", "int_bits": 8, "frac_bits": 8, "v_init": "half-lsb", "cap": None,
+                                  "maxpool": "refuse"}
     assert sum(k.endswith(".theta") for k in ckpt["model_state"]) == N_SITES
     assert ckpt["source"]["epoch"] == 1
 

@@ -274,37 +274,46 @@ def test_available_memory_unknown(qcfs_run, fake_cifar, monkeypatch):
     assert res["memory"]["batch_size"] == 500 and res["memory"]["available_bytes"] is None
 
 
-def test_224_px_sweep_that_cannot_fit_one_image(fake_cifar, tmp_path, monkeypatch, capsys, probes):
-    """torchvision's ResNet-18 at 224 px (random weights), with its spiking max-pool: 100 MiB available is not
-    enough for one image; one line, exit 2, nothing in --out, before any calibration."""
+def test_224_px_sweep_that_cannot_fit_one_image(tmp_path, monkeypatch, capsys, probes):
+    """torchvision's ResNet-18 (random weights) on an image folder at its default 224 px, with its spiking
+    max-pool: 100 MiB available is not enough for one image. One line, exit 2, nothing in --out, before any
+    calibration or image decoding."""
     import torchvision
+    from PIL import Image
 
     import ann2snn.conversion.snn as snn_mod
-    from ann2snn.pipelines import sweep
+    from ann2snn.plumbing import folder as folder_mod
 
+    for split in ("train", "val"):
+        for cls in ("ant", "bee"):
+            (tmp_path / "images" / split / cls).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (8, 8), (40 * i, 90, 200)).save(tmp_path / "images" / split / cls / f"{i}.png")
     weights = tmp_path / "resnet18.pt"
-    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), weights)
-    monkeypatch.setattr(sweep, "sweep_input_shape", lambda config: (3, 224, 224))
+    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), weights)
     monkeypatch.setattr(snn_mod, "calibrate_settings", lambda *a, **k: pytest.fail("calibrated before the check"))
+    monkeypatch.setattr(folder_mod, "pil_rgb_loader", lambda *a, **k: pytest.fail("decoded before the check"))
     set_available(monkeypatch, 100 << 20)
-    argv = ["sweep", "--arch", "torchvision:resnet18", "--weights", str(weights), "--neuron", "mbif", "--threshold",
-            "percentile:99.9", "--maxpool", "spiking", "--T", "4", "--subset", "10", "--data-dir", fake_cifar,
-            "--skip-md5", "--quiet"]
+    argv = ["sweep", "--arch", "torchvision:resnet18", "--weights", str(weights), "--dataset", "imagefolder",
+            "--data-dir", str(tmp_path / "images"), "--neuron", "mbif", "--threshold", "percentile:99.9", "--maxpool",
+            "spiking", "--T", "4", "--workers", "0", "--quiet"]
     assert main([*argv, "--diagnostics", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
     one = probes[0].total_bytes(1)
-    assert probes[0].input_shape == (3, 224, 224) and one > 80 << 20
+    assert probes[0].input_shape == (3, 224, 224) and probes[0].test_images == 4 and one > 80 << 20
     bare = max(p.total_bytes(1) for p in probes[1:])  # the probes without --ops and --diagnostics
     assert err == (f"Error: even one image per batch (--batch-size 1) needs about {plumbing_memory.format_bytes(one)} "
                    f"of memory, more than the 80.0 MiB usable here (80 % of the 100.0 MiB available, a 20 % margin): "
                    f"drop --ops and --diagnostics (without them: {plumbing_memory.format_bytes(bare)}), or use a "
-                   f"smaller image size (3×224×224 now)")
+                   f"smaller --image-size (224 now)")
     assert bare < one
     probes.clear()
-    assert main([*argv, "--no-ops", "--out", str(tmp_path / "out")]) == 2
+    assert main([*argv, "--no-ops", "--image-size", "112", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "even one image per batch" in err and "drop" not in err and not (tmp_path / "out").exists()
+    assert probes[0].input_shape == (3, 112, 112)
+    assert err.startswith("Error: even one image per batch") and "drop" not in err and err.endswith("(112 now)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_ann_column_alone_can_be_too_big(fake_cifar, tmp_path, monkeypatch, capsys, probes, qcfs_run):

@@ -154,3 +154,11 @@ def test_avg_without_retraining_is_measurably_off_where_spiking_is_not():
         err[maxpool, "T=64"] = float((acc / 64 - ref).abs().max() / ref.abs().max())
     assert err["spiking", "ann"] == 0.0 and err["spiking", "T=64"] < 0.02
     assert err["avg", "ann"] > 0.3 and err["avg", "T=64"] > 0.3, err
+
+
+def test_train_with_average_pools_as_qcfs_does():
+    model = build_ann({**CFG, "activation": "qcfs", "lambda_init": 8.0, "maxpool": "avg"})
+    assert isinstance(model.maxpool, nn.AvgPool2d) and model.maxpool.kernel_size == 3 and model.maxpool.stride == 2
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    with pytest.raises(UserError, match="average pools already"):
+        build_ann({"arch": "vgg16", "dataset": "cifar10", "maxpool": "avg"})

@@ -15,7 +15,8 @@ network (the terms of :meth:`MemoryEstimate.total_bytes`):
   batches of 500 test images (:data:`ann2snn.ann.train.EVAL_BATCH`), whatever B;
 * **kernel workspace**: what a convolution takes inside itself (below);
 * **the images**: the test split kept in memory (CIFAR: uint8) and each batch's conversion to
-  float (the uint8 batch and two float32 copies);
+  float (the uint8 batch and two float32 copies); for an image folder, the uint8 batches its data
+  loader's workers hold (two each);
 * **parameters**: the converted network's (in the simulation precision), the source ANN's and the
   ANN column's copy (float32).
 
@@ -211,6 +212,8 @@ class MemoryEstimate:
         test_images: images of the test split per process (None: unknown).
         resident_bytes: the test split held in memory.
         time_chunk: steps per network call the probe ran.
+        batches_in_flight: uint8 batches the data loader's workers hold besides the one in use.
+        resizable: whether the sweep can take smaller images (``image_size``: image folders).
     """
 
     input_shape: tuple
@@ -223,14 +226,16 @@ class MemoryEstimate:
     test_images: int | None
     resident_bytes: int
     time_chunk: int = 1
+    batches_in_flight: int = 0
     label: str = ""
+    resizable: bool = False
     options: dict = field(default_factory=dict)
 
     def _images(self, batch: int) -> int:
         pixels = 1
         for s in self.input_shape:
             pixels *= s
-        return batch * pixels * BATCH_BYTES_PER_PIXEL
+        return batch * pixels * (BATCH_BYTES_PER_PIXEL + self.batches_in_flight)
 
     def simulation_bytes(self, batch: int, heap_factor: float = HEAP_FACTOR) -> int:
         """Peak bytes of the sweep's work on batches of ``batch`` images (:func:`sweep_model
@@ -280,7 +285,8 @@ def _state_per_image(model: nn.Module, float_scale: float) -> int:
 
 def estimate_memory(snn: nn.Module, input_shape, *, ops: bool = True, diagnostics: bool = False,
                     time_chunk: int = 1, precision: str = "float32", test_images: int | None = None,
-                    resident_bytes: int = 0, label: str = "") -> MemoryEstimate:
+                    resident_bytes: int = 0, batches_in_flight: int = 0, label: str = "",
+                    resizable: bool = False) -> MemoryEstimate:
     """Probe ``snn`` (a converted network; a copy is probed on the CPU, ``snn`` is not changed) and
     return its :class:`MemoryEstimate` (module docstring).
 
@@ -291,6 +297,8 @@ def estimate_memory(snn: nn.Module, input_shape, *, ops: bool = True, diagnostic
         precision: ``float32`` or ``float64``.
         test_images: test images per process (caps the ANN column's batch of 500); None: unknown.
         resident_bytes: bytes of the test split the sweep keeps in memory.
+        batches_in_flight: uint8 batches a data loader's workers hold besides the one in use.
+        resizable: whether the sweep can take smaller images (``image_size``: image folders).
 
     Raises:
         UserError: ``time_chunk`` > 1 together with ``ops`` or ``diagnostics``.
@@ -364,7 +372,7 @@ def estimate_memory(snn: nn.Module, input_shape, *, ops: bool = True, diagnostic
     params = int(params32 * float_scale + 2 * params32 + 3 * others)
     options = {"ops": bool(ops), "diagnostics": bool(diagnostics), "time_chunk": time_chunk, "precision": precision}
     return MemoryEstimate(input_shape, float_scale, simulation, ann, widest[0] * 4, state, params, test_images,
-                          int(resident_bytes), time_chunk, label, options)
+                          int(resident_bytes), time_chunk, batches_in_flight, label, bool(resizable), options)
 
 
 def largest_fitting_batch(estimates: list[MemoryEstimate], budget: float, cap: int) -> int:
@@ -421,6 +429,8 @@ def plan_batch(estimates: list[MemoryEstimate], available: int | None, batch_siz
     if best == 0:
         first = max(estimates, key=lambda e: e.total_bytes(1))
         shape = "×".join(map(str, first.input_shape))
+        smaller = (f"use a smaller `image_size` ({first.input_shape[-1]} now)" if first.resizable
+                   else f"use a smaller network ({shape} images)")
         images = min((e.test_images for e in estimates if e.test_images), default=0)
         if images > 1 and all(e.total_bytes(1, 1) <= budget for e in estimates):
             # one image fits, simulated and in the ANN column: the column's batches of 500 are what does not
@@ -430,15 +440,14 @@ def plan_batch(estimates: list[MemoryEstimate], available: int | None, batch_siz
                 lo, hi = (mid, hi) if all(e.total_bytes(1, mid) <= budget for e in estimates) else (lo, mid - 1)
             raise UserError(f"the ANN column (the source ANN on batches of up to 500 test images, as train-ann "
                             f"evaluates it) needs about {format_bytes(first.total_bytes(1))} of memory, more than "
-                            f"{have}: sweep a `subset` of at most {lo} test images, or use a smaller image size "
-                            f"({shape} now)")
+                            f"{have}: sweep a `subset` of at most {lo} test images, or {smaller}")
         hint = ""
         if without_observers is not None and any(e.options.get("ops") or e.options.get("diagnostics")
                                                  for e in estimates):
             bare = max(e.total_bytes(1) for e in without_observers())
             hint = f"drop `ops` and `diagnostics` (without them: {format_bytes(bare)}), or "
         raise UserError(f"even one image per batch (`batch_size` 1) needs about {format_bytes(first.total_bytes(1))} "
-                        f"of memory, more than {have}: {hint}use a smaller image size ({shape} now)")
+                        f"of memory, more than {have}: {hint}{smaller}")
     b = best if auto else int(batch_size)
     need = max(e.total_bytes(b) for e in estimates)
     if not auto and need > budget:

@@ -8,25 +8,40 @@ from ann2snn.ann.activations import activation_factory
 from ann2snn.ann.relu_sites import activation_sites
 from ann2snn.plumbing.errors import UserError
 from ann2snn.plumbing.checkpoint import load_checkpoint, load_state_strict
-from ann2snn.plumbing.data import dataset_info
+from ann2snn.plumbing.data import FOLDER, dataset_info
 
 
 def num_classes_of(config: dict) -> int:
-    """The class count of a run config: its ``num_classes`` if set, else its dataset's."""
-    return int(config.get("num_classes") or dataset_info(config["dataset"]).num_classes)
+    """The class count of a run config: its ``num_classes`` if set, else its dataset's (an image
+    folder's: the number of its stored ``classes``).
+
+    Raises:
+        UserError: an unknown dataset, or an image-folder config with neither.
+    """
+    if config.get("num_classes"):
+        return int(config["num_classes"])
+    if config.get("dataset") == FOLDER:
+        if not config.get("classes"):
+            raise UserError("an imagefolder config needs its `num_classes` (train-ann stores it with the classes)")
+        return len(config["classes"])
+    return dataset_info(config["dataset"]).num_classes
 
 
 def build_ann(config: dict, weights: str | None = None) -> nn.Module:
     """The model a run config describes (fresh weights; λ at ``lambda_init`` or 1.0 for ``auto``).
 
-    Keys used: arch, dataset, num_classes (default: the dataset's), width, activation, levels,
-    int_bits, frac_bits, lambda_init.
+    Keys used: arch, dataset, num_classes (default: the dataset's; an image folder's: its stored
+    ``classes``), width, activation, levels, int_bits, frac_bits, lambda_init, maxpool (``keep`` or
+    ``avg``: torchvision networks only).
 
     ``arch = "torchvision:<name>"``: torchvision's network (:mod:`ann2snn.models.torchvision_arch`).
     ``weights``, a ``state_dict`` file of that network trained elsewhere, is loaded first (strictly,
     ``weights_only=True``, ``module.`` / ``_orig_mod.`` prefixes stripped). Then, for a QCFS or matched
     activation, every ReLU call site gets its own activation module ``act_site_<i>``
-    (:func:`ann2snn.ann.relu_sites.activation_sites`); ``relu`` keeps the network as it is.
+    (:func:`ann2snn.ann.relu_sites.activation_sites`); ``relu`` keeps the network as it is. With
+    ``maxpool: avg`` every max-pool is swapped for the average pool of the same geometry (after the
+    weights are loaded), as QCFS trains; ``keep`` (default) trains with the max-pool, which conversion
+    then keeps as a spiking max-pool (``maxpool="spiking"``).
 
     Raises:
         UserError: for an unknown arch / dataset / activation, bad levels, bits or λ, ``weights`` for
@@ -41,6 +56,9 @@ def build_ann(config: dict, weights: str | None = None) -> nn.Module:
                              frac_bits=config.get("frac_bits", 3), lambda_init=lam)
     num_classes = num_classes_of(config)
     if not is_torchvision(config["arch"]):
+        if config.get("maxpool", "keep") != "keep":
+            raise UserError(f"`maxpool` avg swaps a torchvision network's max-pools; {config['arch']} has average "
+                            "pools already")
         if weights is not None:
             raise UserError(f"`weights` loads a network trained elsewhere into torchvision:<name>; {config['arch']} "
                             "is this project's own (load its train-ann checkpoint instead)")
@@ -48,6 +66,10 @@ def build_ann(config: dict, weights: str | None = None) -> nn.Module:
     model = build_model(config["arch"], num_classes, None, width=config.get("width", 1.0))
     if weights is not None:
         load_weights(model, weights, config["arch"], num_classes)
+    if config.get("maxpool", "keep") == "avg":  # QCFS's way: average pools, trained with them
+        from ann2snn.ann.pools import swap_maxpool_for_avgpool
+
+        swap_maxpool_for_avgpool(model)
     return model if activation == "relu" else activation_sites(model, act)
 
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ann2snn.ann.evaluate import evaluate_ann
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict, save_checkpoint
-from ann2snn.plumbing.data import CifarBatches, balanced_subset, dataset_info, load_split
+from ann2snn.plumbing.data import FOLDER, CifarBatches, balanced_subset, dataset_info, load_split
 from ann2snn.plumbing.device import autocast, check_amp, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, local_batch
 from ann2snn.plumbing import fuse
@@ -34,10 +34,17 @@ DEFAULTS = {
     "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
     "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
-    "fuse": "auto", "weights": None, "num_classes": None,
+    "fuse": "auto", "weights": None, "maxpool": "keep",
+    # num_classes: the network's outputs (default: the dataset's; an image folder's class count). Dataset
+    # "imagefolder" only (ann2snn.plumbing.folder): input settings (None: 224-pixel crops, resize 256,
+    # ImageNet's mean/std), decoding processes, and whether unreadable files are skipped
+    "num_classes": None, "image_size": None, "resize": None, "mean": None, "std": None, "workers": "auto",
+    "skip_bad_images": False,
 }
 #: config keys that may differ when resuming (they do not change what is computed, only where)
-RESUME_FREE = {"data_dir", "download", "skip_md5", "device"}
+RESUME_FREE = {"data_dir", "download", "skip_md5", "device", "workers", "skip_bad_images"}
+#: config keys that only dataset "imagefolder" reads
+FOLDER_ONLY = ("image_size", "resize", "mean", "std")
 
 CKPT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.csv"
@@ -56,7 +63,17 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
 
     Under distributed training (``d.world > 1``) each rank gets its share of both splits and
     ``batch_size / world`` samples per training batch (see :mod:`ann2snn.plumbing.distributed`).
+
+    For ``dataset="imagefolder"`` (a config resolved by :func:`ann2snn.plumbing.folder.resolve_folder_config`)
+    the batches are :class:`ann2snn.plumbing.folder.FolderBatches` of ``data_dir/train`` and
+    ``data_dir/val``.
     """
+    if config["dataset"] == FOLDER:
+        from ann2snn.plumbing.folder import load_folder_data
+
+        train, test, _ = load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]),
+                                          EVAL_BATCH)
+        return train, test
     info = dataset_info(config["dataset"])
     xtr, ytr = load_split(config["dataset"], config["data_dir"], True, config["download"], config["skip_md5"])
     xte, yte = load_split(config["dataset"], config["data_dir"], False, config["download"], config["skip_md5"])
@@ -69,6 +86,17 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
     train = CifarBatches(xtr, ytr, info, local_batch(d, config["batch_size"]), config["augment"], shuffle=True,
                          seed=config["seed"], device=device, rank=d.rank, world=d.world)
     return train, test_batches(xte, yte, info, device, d)
+
+
+def lambda_init_batches(config: dict, train, device: torch.device | str = "cpu", d: Dist = Dist()):
+    """The batches λ initialisation (``lambda_init="auto"``) reads: ``train`` itself for CIFAR (as
+    augmented for training); for an image folder the same training images in the same order under the
+    evaluation transform (:func:`ann2snn.plumbing.folder.load_folder_data`)."""
+    if config["dataset"] != FOLDER:
+        return train
+    from ann2snn.plumbing.folder import load_folder_data
+
+    return load_folder_data(config, device, d.rank, d.world, local_batch(d, config["batch_size"]), EVAL_BATCH)[2]
 
 
 def test_batches(images: torch.Tensor, labels: torch.Tensor, info, device: torch.device | str = "cpu",
@@ -111,8 +139,15 @@ def evaluate_as_trained(model: nn.Module, images: torch.Tensor, labels: torch.Te
 
     Shapes: ``images`` uint8 ``[N, 3, 32, 32]``, ``labels`` int64 ``[N]``.
     """
+    return evaluate_batches_as_trained(model, test_batches(images, labels, info, device, d), config, device, d,
+                                       progress)
+
+
+def evaluate_batches_as_trained(model: nn.Module, test, config: dict, device: torch.device, d: Dist = Dist(),
+                                progress: bool = False) -> tuple[int, int]:
+    """:func:`evaluate_as_trained` on ready test batches (an image folder's: its val batches of
+    :data:`EVAL_BATCH` images per process, :meth:`ann2snn.plumbing.folder.FolderBatches.rebatched`)."""
     model = place(model, device)
-    test = test_batches(images, labels, info, device, d)
     with autocast(device, config.get("amp", "none")):
         return count_correct(model, test, device, d, progress)
 
@@ -133,6 +168,16 @@ def check_train_config(config: dict) -> None:
         raise UserError(f"`momentum` must be in [0, 1), got {config['momentum']}")
     check_amp(config.get("amp"))
     fuse.resolve(config.get("fuse", "off"))
+    if config.get("dataset") == FOLDER:
+        from ann2snn.plumbing.folder import resolve_settings, resolve_workers
+
+        resolve_settings(*(config.get(k) for k in ("image_size", "resize", "mean", "std")))
+        resolve_workers(config.get("workers"))
+    else:
+        given = [k for k in FOLDER_ONLY if config.get(k) is not None]
+        if given:
+            raise UserError(f"`{given[0]}` applies to `dataset` imagefolder only; {config['dataset']} has "
+                            "fixed classes, 32-pixel images and its own mean and std")
 
 
 def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, load) -> tuple[dict, dict | None, str]:
@@ -167,7 +212,7 @@ def open_run(config: dict, out_dir: str, resume: bool, explicit: set | None, loa
         k = sorted(clash)[0]
         raise UserError(f"`{k}` {config[k]} differs from the resumed run's {stored[k]}; "
                         f"a resumed run keeps its settings (drop `{k}`, or start a new `out_dir`)")
-    return {**stored, **{k: config[k] for k in RESUME_FREE}}, state, ckpt_path
+    return {**stored, **{k: config[k] for k in RESUME_FREE if k in config}}, state, ckpt_path
 
 
 def check_checkpoint_minutes(minutes) -> float:

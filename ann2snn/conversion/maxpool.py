@@ -38,7 +38,7 @@ Properties (``tests/test_maxpool.py`` checks each):
   1.25 × the input's size for such a pool, whatever T. :meth:`SpikingMaxPool.reset` frees both.
 
 ``maxpool="avg"`` swaps every max-pool for the average pool of the same geometry
-(:func:`ann2snn.conversion.opcheck.swap_maxpool_for_avgpool`). That changes the network, so it only
+(:func:`ann2snn.ann.pools.swap_maxpool_for_avgpool`). That changes the network, so it only
 suits a model that is then trained or fine-tuned with the swap; a model trained with max-pooling and
 converted without retraining is measurably off.
 """
@@ -175,7 +175,7 @@ def apply_maxpool(model: nn.Module, maxpool: str, note=None) -> nn.Module:
     Raises:
         UserError: an unknown ``maxpool``.
     """
-    from ann2snn.conversion.opcheck import swap_maxpool_for_avgpool
+    from ann2snn.ann.pools import swap_maxpool_for_avgpool
 
     check_maxpool_mode(maxpool)
     note = note or (lambda _msg: None)

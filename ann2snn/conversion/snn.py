@@ -149,18 +149,21 @@ def convert_ann(ann: nn.Module, settings: dict, note=_stderr_note) -> nn.Module:
 
 def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
                        fold_bn: bool, data_dir: str, download: bool = False, skip_md5: bool = False,
-                       progress: bool = False) -> dict:
+                       progress: bool = False, folder: dict | None = None) -> dict:
     """Add calibrated thresholds (``threshold`` = max | percentile:P) to ``settings``.
 
     Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order (with a
-    progress bar if ``progress``).
+    progress bar if ``progress``). For an ANN trained on an image folder: ``data_dir/train`` under the
+    evaluation transform of the ANN's config (:func:`ann2snn.plumbing.folder.folder_eval_batches`), its
+    classes checked against the checkpoint's; ``folder`` holds the image-folder options (``workers``,
+    ``skip_bad_images``, and ``image_size``/``resize``/``mean``/``std`` to override the stored ones).
     With ``threshold == "lambda"`` the λs are the thresholds; a ReLU ANN then is an error.
 
     Raises:
         UserError: a bad threshold spec, ``lambda`` for a ReLU network, or data problems.
     """
     from ann2snn.conversion.calibrate import calibrate_thresholds, parse_threshold
-    from ann2snn.plumbing.data import CifarBatches, dataset_info, load_split
+    from ann2snn.plumbing.data import FOLDER, CifarBatches, dataset_info, load_split
 
     mode, _ = parse_threshold(threshold)
     settings = {**settings, "threshold": threshold, "fold_bn": bool(fold_bn)}
@@ -169,8 +172,16 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
             raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
         return settings
     prepared = prepare_ann(ann, fold_bn, maxpool=settings.get("maxpool", "refuse"), note=lambda _m: None)
-    x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
-    batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
+    if ann_config["dataset"] == FOLDER:
+        from ann2snn.plumbing.folder import TRAIN_SPLIT, folder_eval_batches
+
+        batches = folder_eval_batches(ann_config, data_dir, TRAIN_SPLIT, 128, shuffle=True, options=folder)
+    else:
+        from ann2snn.plumbing.folder import check_folder_options
+
+        check_folder_options(ann_config["dataset"], folder)
+        x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
+        batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
     thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches, progress=progress)
     return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
 

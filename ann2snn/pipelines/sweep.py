@@ -90,12 +90,22 @@ def check_work(snn, batches, T_max: int, device, max_seconds: float = MAX_SECOND
 
 
 def load_test_batches(config: dict, data_dir: str, batch_size: int, subset: int | None, download: bool,
-                 skip_md5: bool, device: torch.device | str = "cpu", d: Dist = Dist()) -> CifarBatches:
+                 skip_md5: bool, device: torch.device | str = "cpu", d: Dist = Dist(), folder: dict | None = None):
     """The (optionally class-balanced subset of the) test split of ``config['dataset']``, on ``device``.
 
     Under distributed runs each rank gets every ``world``-th sample and ``ceil(batch_size / world)``
-    samples per batch (results do not depend on the batch size).
+    samples per batch (results do not depend on the batch size). For a model trained on an image
+    folder: ``data_dir/val`` under the evaluation transform of ``config``, its classes checked against
+    the stored ones (:func:`ann2snn.plumbing.folder.folder_eval_batches`; ``folder``: the image-folder
+    options ``workers``, ``skip_bad_images``, and ``image_size``/``resize``/``mean``/``std`` overriding
+    the stored settings).
     """
+    from ann2snn.plumbing.folder import FOLDER, VAL_SPLIT, check_folder_options, folder_eval_batches
+
+    check_folder_options(config["dataset"], folder)
+    if config["dataset"] == FOLDER:
+        return folder_eval_batches(config, data_dir, VAL_SPLIT, -(-batch_size // d.world), subset, options=folder,
+                                   device=device, rank=d.rank, world=d.world)
     info = dataset_info(config["dataset"])
     x, y = load_split(config["dataset"], data_dir, False, download, skip_md5)
     if subset:
@@ -228,7 +238,7 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
     return row
 
 
-def ann_reference(ckpt: dict, snn, batches: CifarBatches, device: torch.device, d: Dist = Dist(),
+def ann_reference(ckpt: dict, snn, batches, device: torch.device, d: Dist = Dist(),
                   progress: bool = False) -> float:
     """The ANN column of a checkpoint: top-1 (a fraction) on the sweep's test images, computed as
     ``train-ann`` computes its test accuracy (:func:`ann2snn.ann.train.evaluate_as_trained`).
@@ -246,15 +256,19 @@ def ann_reference(ckpt: dict, snn, batches: CifarBatches, device: torch.device, 
     device, thread count and torch build).
     """
     from ann2snn.ann.build import ann_from_checkpoint
-    from ann2snn.ann.train import evaluate_as_trained
+    from ann2snn.ann.train import EVAL_BATCH, evaluate_as_trained, evaluate_batches_as_trained
 
     if ckpt["kind"] == "ann":
         net = ann_from_checkpoint(ckpt)[0]
     else:
         net = copy.deepcopy(snn)
         set_mode(net, "ann")
-    correct, total = evaluate_as_trained(net, batches.images, batches.labels, batches.info, ckpt["config"], device,
-                                         d, progress)
+    if hasattr(batches, "rebatched"):  # an image folder's val batches (decoded again, in train-ann's batches)
+        correct, total = evaluate_batches_as_trained(net, batches.rebatched(EVAL_BATCH), ckpt["config"], device, d,
+                                                     progress)
+    else:
+        correct, total = evaluate_as_trained(net, batches.images, batches.labels, batches.info, ckpt["config"],
+                                             device, d, progress)
     return correct / total
 
 
@@ -585,8 +599,14 @@ def _check_plan(checkpoints: list[str], loaded: dict[str, dict], specs: list[dic
 TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000}
 
 
-def sweep_input_shape(config: dict) -> tuple[int, int, int]:
-    """``(C, H, W)`` of the test images a checkpoint's network is swept on."""
+def sweep_input_shape(config: dict, folder: dict | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of the test images a checkpoint's network is swept on: CIFAR's 32 px, or an image
+    folder's ``image_size`` (``folder``'s, else the checkpoint's; :func:`ann2snn.plumbing.folder.run_settings`)."""
+    from ann2snn.plumbing.folder import FOLDER, run_settings
+
+    if config.get("dataset") == FOLDER:
+        size = run_settings(config, folder)["image_size"]
+        return (3, size, size)
     return (3, 32, 32)
 
 
@@ -616,9 +636,12 @@ def _probe_network(ckpt: dict, specs: list[dict], caps: list, fold_bn: bool, max
 
 def plan_memory(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], caps: list, fold_bn: bool,
                 maxpool: str, batch_size, subset: int | None, ops: bool, diagnostics: bool, time_chunk,
-                precision: str, device: torch.device, d: Dist = Dist()) -> dict:
+                precision: str, device: torch.device, d: Dist = Dist(), data_dir: str | None = None,
+                folder: dict | None = None) -> dict:
     """Check that the sweep fits in memory at ``batch_size`` (an int), or choose the largest batch that
     does (``"auto"``: at most 500, at most the test images), before any calibration or simulation.
+    The images: CIFAR's test split is held in memory (uint8); an image folder's val split is decoded by
+    ``workers`` processes, each with two batches in flight (uint8).
 
     One probe per checkpoint (:func:`ann2snn.analysis.memory.estimate_memory`), compared with the memory
     available on ``device`` (:func:`ann2snn.plumbing.memory.available_bytes`; on the CPU shared by the
@@ -635,17 +658,22 @@ def plan_memory(checkpoints: list[str], loaded: dict[str, dict], specs: list[dic
     world = d.world
 
     def estimates(with_observers: bool = True):
+        from ann2snn.plumbing.folder import FOLDER, VAL_SPLIT, resolve_workers, scan_split
+
         out = []
         for path in dict.fromkeys(checkpoints):
-            ckpt = loaded[path]
-            shape = sweep_input_shape(ckpt["config"])
-            images = subset or TEST_IMAGES.get(ckpt["config"]["dataset"])
+            cfg = loaded[path]["config"]
+            shape = sweep_input_shape(cfg, folder)
+            on_folder = cfg["dataset"] == FOLDER
+            images = subset or (len(scan_split(data_dir, VAL_SPLIT)) if on_folder else TEST_IMAGES.get(cfg["dataset"]))
             per_process = None if images is None else -(-images // world)
-            resident = 0 if images is None or ckpt["config"]["dataset"] not in TEST_IMAGES else images * math.prod(shape)
-            out.append(estimate_memory(_probe_network(ckpt, specs, caps, fold_bn, maxpool), shape,
+            resident = 0 if on_folder or images is None else images * math.prod(shape)
+            in_flight = 2 * resolve_workers((folder or {}).get("workers")) if on_folder else 0
+            out.append(estimate_memory(_probe_network(loaded[path], specs, caps, fold_bn, maxpool), shape,
                                        ops=ops and with_observers, diagnostics=diagnostics and with_observers,
                                        time_chunk=chunk, precision=precision, test_images=per_process,
-                                       resident_bytes=resident, label=path))
+                                       resident_bytes=resident, batches_in_flight=in_flight, label=path,
+                                       resizable=on_folder))
         return out
 
     found = estimates()
@@ -665,7 +693,7 @@ def plan_memory(checkpoints: list[str], loaded: dict[str, dict], specs: list[dic
 
 def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
                  thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
-                 skip_md5: bool, maxpool: str = "refuse") -> list:
+                 skip_md5: bool, maxpool: str = "refuse", folder: dict | None = None) -> list:
     """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
 
     An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
@@ -697,7 +725,7 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
                 continue
             base = {**neuron_settings("if", ann_config=ckpt["config"]), "maxpool": maxpool}
             cal = calibrate_settings(ann, ckpt["config"], base, text, calib_batches, fold_bn, data_dir, download,
-                                     skip_md5)
+                                     skip_md5, folder=folder)
             calibrated[text] = {k: cal[k] for k in ("threshold", "fold_bn", "calib_batches", "thresholds") if k in cal}
         seen = set()
         for spec in specs:
@@ -725,7 +753,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
               channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
               out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None,
               maxpool: str = "refuse", arch: str | None = None, weights: str | None = None,
-              num_classes: int | None = None, dataset: str = "cifar10") -> dict:
+              num_classes: int | None = None, dataset: str = "cifar10", folder: dict | None = None) -> dict:
     """A whole sweep from checkpoints: accuracy at every T of ``T`` in one simulation per model.
 
     This is what ``ann2snn sweep`` runs. Each SNN checkpoint (from ``ann2snn convert``) is one model;
@@ -755,7 +783,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             ``arch`` ``torchvision:<name>``, its ``state_dict`` file ``weights``, its head's class count
             (default: the dataset's) and the ``dataset`` of its images. It is a ReLU network: give
             ``thresholds`` (e.g. ``percentile:99.9``), calibrated on the dataset's training images.
-        data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``).
+        data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``), or the image
+            folder (``train/``, ``val/``) of models trained on one.
         batch_size, subset: test images per batch (``"auto"``: the largest batch that fits in memory, at
             most 500 and the test images); a seeded class-balanced subset of N test images. Before any
             calibration, the sweep checks that its batch fits in the memory available
@@ -763,6 +792,9 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         ops, diagnostics, plots: operation counts and energy per T; per-layer statistics; PNG plots.
         time_chunk, precision, fuse, channels_last, device, amp: how the simulation runs (see
             :func:`sweep_model`).
+        folder: for models trained on an image folder: ``workers``, ``skip_bad_images``, and
+            ``image_size``/``resize``/``mean``/``std`` overriding the checkpoint's settings
+            (:func:`ann2snn.plumbing.folder.folder_eval_batches`).
         out: folder for sweep.csv/.md/.json (and sweep_ops.csv, sweep_layers.csv, plots); None writes
             nothing. The folder is held for the run: a second run into it is refused.
         progress: progress bars. ``echo``: called with one line per finished model (e.g. ``print``),
@@ -853,7 +885,10 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         if weights is not None:  # a network trained elsewhere: an ANN checkpoint made in memory
             from ann2snn.ann.build import weights_checkpoint
 
-            loaded[weights] = weights_checkpoint(arch, weights, dataset, num_classes)
+            from ann2snn.plumbing.folder import folder_extra_config
+
+            loaded[weights] = weights_checkpoint(arch, weights, dataset, num_classes,
+                                                 folder_extra_config(dataset, data_dir))
             hashes[weights] = loaded[weights]["config"]["weights_sha256"]
             checkpoints = checkpoints + [weights]
         for path in checkpoints:
@@ -864,28 +899,36 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
             raise UserError("`neurons`, `v_inits`, `caps`, `thresholds`, `fold_bn` and `maxpool` convert ANN checkpoints "
                             "in memory, but every `checkpoints` is an SNN checkpoint; drop them")
+        from ann2snn.plumbing.folder import TRAIN_SPLIT, VAL_SPLIT, check_folder_run
+
+        calibrates = fold_bn or any(parse_threshold(t)[0] != "lambda" for t in thresholds)
+        for c in loaded.values():  # image folders: options, settings and classes before any calibration
+            check_folder_run(c["config"], data_dir, [VAL_SPLIT] + ([TRAIN_SPLIT] if c["kind"] == "ann" and calibrates
+                                                                   else []), folder)
         _check_plan(checkpoints, loaded, specs, v_inits, caps, thresholds, fold_bn)
         memory = plan_memory(checkpoints, loaded, specs, caps, fold_bn, maxpool, batch_size, subset, ops,
-                             diagnostics or plots, time_chunk, precision, dev, d)
+                             diagnostics or plots, time_chunk, precision, dev, d, data_dir, folder)
         if batch_size == "auto" and d.is_main and echo is not None:
             echo(f"batch size auto: {memory['batch_size']} images per batch ({_memory_line(memory)})")
         batch_size = memory["batch_size"]
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
-                              data_dir, download, skip_md5, maxpool)
+                              data_dir, download, skip_md5, maxpool, folder)
         rows, curves, data_cache, references = [], [], {}, {}
         for path, load in models:
             snn, ckpt = load()
             cfg, conv = ckpt["config"], ckpt["conversion"]
-            if cfg["dataset"] not in data_cache:
-                data_cache[cfg["dataset"]] = load_test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
-                                                               dev, d)
-            batches = data_cache[cfg["dataset"]]
+            data_key = (cfg["dataset"], *(json.dumps(cfg.get(k)) for k in ("classes", "image_size", "resize", "mean",
+                                                                              "std")))
+            if data_key not in data_cache:
+                data_cache[data_key] = load_test_batches(cfg, data_dir, batch_size, subset, download, skip_md5,
+                                                         dev, d, folder)
+            batches = data_cache[data_key]
             if path not in references:  # the ANN column: one evaluation per checkpoint, as train-ann's
                 references[path] = ann_reference(loaded[path], snn, batches, dev, d, progress and d.is_main)
             result = sweep_model(snn, batches, max(T_list), progress=progress and d.is_main,
                                  T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
                                  device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
-                                 channels_last=channels_last, input_shape=sweep_input_shape(cfg))
+                                 channels_last=channels_last, input_shape=sweep_input_shape(cfg, folder))
             result["ann_acc"] = references[path]
             epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
             row = build_row(cfg, conv, result, T_list, {"epochs": epochs})

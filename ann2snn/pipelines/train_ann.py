@@ -11,11 +11,40 @@ import torch
 from ann2snn.ann.activations import QuantClip
 from ann2snn.ann.build import build_ann
 from ann2snn.ann.train import (CHECKPOINT_MINUTES, DEFAULTS, check_checkpoint_minutes, check_train_config,
-                               count_correct, fit, load_data, open_run)
+                               count_correct, fit, lambda_init_batches, load_data, open_run)
 from ann2snn.plumbing import fuse
 from ann2snn.plumbing.checkpoint import load_checkpoint
+from ann2snn.plumbing.data import FOLDER
+from ann2snn.plumbing.errors import UserError
+from ann2snn.plumbing.folder import resolve_folder_config
 from ann2snn.plumbing.device import resolve_device
 from ann2snn.plumbing.distributed import device_for, setup
+
+
+def check_input_size(model: torch.nn.Module, config: dict) -> None:
+    """Refuse an architecture that cannot take ``config["image_size"]``-pixel images (VGG-16's classifier
+    expects 32), by a forward pass of a copy on the meta device (no memory, no arithmetic).
+
+    Raises:
+        UserError: the pass fails at that size but runs at 32 pixels.
+    """
+    import copy
+
+    size = config["image_size"]
+    probe = copy.deepcopy(model).to("meta").eval()
+
+    def fails(side: int) -> str | None:
+        try:
+            with torch.no_grad():
+                probe(torch.zeros(1, 3, side, side, device="meta"))
+        except Exception as e:  # a shape error, whatever the layer raises
+            return (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return None
+
+    error = fails(size)
+    if error is not None and fails(32) is None:
+        raise UserError(f"`arch` {config['arch']} cannot take {size}×{size} images ({error}); use `image_size` 32, "
+                        "or an architecture with global pooling (resnet18, resnet20)")
 
 
 def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | None = None,
@@ -47,10 +76,14 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
         from ann2snn.plumbing.checkpoint import file_sha256
 
         config = {**config, "weights_sha256": file_sha256(config["weights"])}
+    if config["dataset"] == FOLDER:  # the classes and input settings go into the checkpoint's config
+        config = resolve_folder_config(config)
     d = setup(config["device"])
     device = device_for(d, resolve_device(config["device"]))
     torch.manual_seed(config["seed"])
     model = build_ann(config, weights=config.get("weights") if state is None else None)  # a resume has its state
+    if config["dataset"] == FOLDER:
+        check_input_size(model, config)
     train, test = load_data(config, device, d)
     # runs from before --fuse existed resume with the plain activation they were trained with
     fused = fuse.resolve(config.get("fuse", "off"), device, config["epochs"] * len(train) >= fuse.MIN_TRAIN_STEPS)
@@ -59,7 +92,8 @@ def train_ann(config: dict, out_dir: str, resume: bool = False, explicit: set | 
             m.fused = fused
     if config["lambda_init"] == "auto" and state is None:
         from ann2snn.ann.lambda_init import init_lambda_from_data
-        init_lambda_from_data(model.to(device), train)  # under DDP, rank 0's λs reach every rank in fit()
+        # under DDP, rank 0's λs reach every rank in fit(); an image folder's λs come from the evaluation transform
+        init_lambda_from_data(model.to(device), lambda_init_batches(config, train, device, d))
 
     def evaluate(model, test):  # fit() runs this under the run's autocast (ann.train.evaluate_as_trained)
         correct, total = count_correct(model, test, device, d)

@@ -4,6 +4,10 @@ Files are read by ``torchvision.datasets`` (decoded once), then kept as ``uint8 
 Augmentation runs on whole batches of tensors: random crop 32 with 4-pixel zero padding and a
 horizontal flip at rate 0.5 (the standard CIFAR recipe), or QCFS's AutoAugment (CIFAR-10 policy, from
 torchvision) + Cutout(16) (DeVries & Taylor 2017). Normalisation uses the dataset's mean and std.
+
+Image folders (``dataset="imagefolder"``) are read by :mod:`ann2snn.plumbing.folder` instead, with the
+same batch interface and epoch order; their augmentation is seeded per image rather than per batch
+(see :class:`ann2snn.plumbing.folder.FolderBatches`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ DATASETS = {
 
 AUGMENTS = ("crop-flip", "autoaugment", "none")
 
+#: an image folder in ImageNet's layout (:mod:`ann2snn.plumbing.folder`), read by train-ann, convert,
+#: sweep and entropy
+FOLDER = "imagefolder"
+#: every dataset name the ANN paths read
+DATASET_NAMES = (*DATASETS, FOLDER)
+
 
 def default_data_dir() -> str:
     """``$ANN2SNN_DATA`` if set, else ``./data``."""
@@ -44,7 +54,15 @@ def default_data_dir() -> str:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Raises UserError for an unknown dataset name."""
+    """The fixed facts of CIFAR-10/100.
+
+    Raises:
+        UserError: an unknown dataset name, or ``imagefolder`` (its classes come from the folder:
+            :func:`ann2snn.ann.build.num_classes_of`).
+    """
+    if name == FOLDER:
+        raise UserError("`dataset` imagefolder is read by train-ann, convert, sweep and entropy only: "
+                        "use cifar10 or cifar100 here")
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
     return DATASETS[name]
