@@ -20,7 +20,7 @@ from ann2snn.plumbing.errors import UserError
 
 
 def small_snn(size=8, seed=0):
-    """conv(3→4) → ReLU → MaxPool2d(2) (spiking) → conv(4→8) → ReLU → flatten → linear, converted to MBIF 1+3."""
+    """conv(3→4) → ReLU → MaxPool2d(2) (spiking) → conv(4→8) → ReLU → flatten → linear, as MBIF 1+3."""
     torch.manual_seed(seed)
     ann = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1),
                         nn.ReLU(), nn.Flatten(), nn.Linear(8 * (size // 2) ** 2, 10))
@@ -159,7 +159,7 @@ MEASURE = textwrap.dedent("""
 def test_estimate_covers_the_measured_peak(precision, ops, diagnostics):
     """The estimate of sweep_model on one batch of 64 images against the growth of a fresh process's peak
     resident memory (VmHWM, reset just before) over the same call: at least it, at most 3 × it (found:
-    1.2–1.7 ×)."""
+    1.1–1.7 ×)."""
     done = subprocess.run([sys.executable, "-c", MEASURE, precision, str(ops), str(diagnostics)], capture_output=True,
                           text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
@@ -305,14 +305,14 @@ def test_224_px_sweep_that_cannot_fit_one_image(tmp_path, monkeypatch, capsys, p
     bare = max(p.total_bytes(1) for p in probes[1:])  # the probes without --ops and --diagnostics
     assert err == (f"Error: even one image per batch (--batch-size 1) needs about {plumbing_memory.format_bytes(one)} "
                    f"of memory, more than the 80.0 MiB usable here (80 % of the 100.0 MiB available, a 20 % margin): "
-                   f"drop --ops and --diagnostics (without them: {plumbing_memory.format_bytes(bare)}), or use a "
-                   f"smaller --image-size (224 now)")
+                   f"switch off --ops and drop --diagnostics/--plots (without them: "
+                   f"{plumbing_memory.format_bytes(bare)}), or use a smaller --image-size (224 now)")
     assert bare < one
     probes.clear()
     assert main([*argv, "--no-ops", "--image-size", "112", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert probes[0].input_shape == (3, 112, 112)
-    assert err.startswith("Error: even one image per batch") and "drop" not in err and err.endswith("(112 now)")
+    assert err.startswith("Error: even one image per batch") and "switch off" not in err and err.endswith("(112 now)")
     assert not (tmp_path / "out").exists()
 
 
@@ -326,7 +326,7 @@ def test_the_ann_column_alone_can_be_too_big(fake_cifar, tmp_path, monkeypatch, 
     budget_for_6 = est.total_bytes(1, images=6)  # one simulated image and a column of 6 images
     available = int(budget_for_6 / mem.MEMORY_FRACTION) + 1
     set_available(monkeypatch, available)
-    with pytest.raises(UserError, match=r"the ANN column .* sweep a `subset` of at most 6 test images"):
+    with pytest.raises(UserError, match=r"for its ANN column .* sweep a `subset` of at most 6 test images"):
         ann2snn.run_sweep([qcfs_run], 1, neurons=["if"], data_dir=fake_cifar, skip_md5=True, ops=False)
     res = ann2snn.run_sweep([qcfs_run], 1, neurons=["if"], data_dir=fake_cifar, skip_md5=True, ops=False, subset=6,
                             batch_size="auto")

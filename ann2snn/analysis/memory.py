@@ -49,8 +49,10 @@ What the probe does not see, and how it is covered:
 Measured against real runs (the peak resident memory a subprocess gains in
 :func:`~ann2snn.pipelines.sweep.sweep_model` on one batch, ``tests/test_sweep_memory.py``; a small
 conv net with a spiking max-pool at 64 px, batch 64, and torchvision's ResNet-18 at 224 px, batch 2–8,
-float32 and float64, with and without counting and diagnostics): the estimate was 1.1–2.3 × the
-measured growth, never below it.
+float32 and float64, with and without counting and diagnostics): the estimate was 1.1–2.5 × the
+measured growth, never below it. Not measured: CUDA (the check compares with the GPU's free memory,
+whose caching allocator also keeps what it once held), and the data loader workers' own memory (image
+folders: each worker process, beyond the batches it holds, is left to the margin).
 """
 
 from __future__ import annotations
@@ -256,9 +258,14 @@ class MemoryEstimate:
         extra = n * self.workspace_per_image + self._images(n)
         return int(self.ann.peak(n, 1.0, heap_factor) + _heap(extra, heap_factor))
 
+    def _clip(self, batch: int) -> int:
+        """A batch is at most the test images."""
+        return batch if self.test_images is None else max(1, min(batch, self.test_images))
+
     def total_bytes(self, batch: int, images: int | None = None) -> int:
-        """Peak bytes of the whole sweep of this network at batch size ``batch`` (on ``images`` of the test
-        images: a subset; default all)."""
+        """Peak bytes of the whole sweep of this network at batch size ``batch`` (at most its test images;
+        on ``images`` of them: a subset, default all)."""
+        batch = self._clip(batch if images is None else min(batch, images))
         resident = self.resident_bytes
         if images is not None and self.test_images:
             resident = resident * min(images, self.test_images) // self.test_images
@@ -267,6 +274,7 @@ class MemoryEstimate:
 
     def record(self, batch: int) -> dict:
         """The estimate at ``batch`` in bytes, term by term (for sweep.json)."""
+        batch = self._clip(batch)
         return {"network": self.label, "input_shape": list(self.input_shape), "batch_size": batch,
                 "estimate_bytes": self.total_bytes(batch), "simulation_bytes": self.simulation_bytes(batch),
                 "state_bytes": batch * self.state_per_image, "ann_column_bytes": self.column_bytes(),
@@ -409,7 +417,7 @@ def plan_batch(estimates: list[MemoryEstimate], available: int | None, batch_siz
 
     Raises:
         UserError: one line: the requested batch does not fit (the estimate, the memory available, the
-            largest batch that fits); even batch 1 does not fit (and what to drop); the ANN column's
+            largest batch that fits); even batch 1 does not fit (and what to switch off); the ANN column's
             batches of 500 alone do not fit (and the subset that would); ``auto`` where the available
             memory cannot be read.
     """
@@ -438,14 +446,15 @@ def plan_batch(estimates: list[MemoryEstimate], available: int | None, batch_siz
             while lo < hi:
                 mid = (lo + hi + 1) // 2
                 lo, hi = (mid, hi) if all(e.total_bytes(1, mid) <= budget for e in estimates) else (lo, mid - 1)
-            raise UserError(f"the ANN column (the source ANN on batches of up to 500 test images, as train-ann "
-                            f"evaluates it) needs about {format_bytes(first.total_bytes(1))} of memory, more than "
-                            f"{have}: sweep a `subset` of at most {lo} test images, or {smaller}")
+            raise UserError(f"the sweep needs about {format_bytes(first.total_bytes(1))} of memory for its ANN column "
+                            f"(the source ANN on batches of up to 500 test images, as train-ann evaluates it), more "
+                            f"than {have}: sweep a `subset` of at most {lo} test images, or {smaller}")
         hint = ""
-        if without_observers is not None and any(e.options.get("ops") or e.options.get("diagnostics")
-                                                 for e in estimates):
+        on = [name for key, name in (("ops", "switch off `ops`"), ("diagnostics", "drop `diagnostics`/`plots`"))
+              if any(e.options.get(key) for e in estimates)]
+        if without_observers is not None and on:
             bare = max(e.total_bytes(1) for e in without_observers())
-            hint = f"drop `ops` and `diagnostics` (without them: {format_bytes(bare)}), or "
+            hint = f"{' and '.join(on)} (without them: {format_bytes(bare)}), or "
         raise UserError(f"even one image per batch (`batch_size` 1) needs about {format_bytes(first.total_bytes(1))} "
                         f"of memory, more than {have}: {hint}{smaller}")
     b = best if auto else int(batch_size)
@@ -454,4 +463,5 @@ def plan_batch(estimates: list[MemoryEstimate], available: int | None, batch_siz
         raise UserError(f"a batch of {b} images needs about {format_bytes(need)} of memory (estimated), more than "
                         f"{have}; the largest batch that fits is {best}: give `batch_size` {best} (or auto)")
     return {"batch_size": b, "requested": batch_size, "available_bytes": int(available), "usable_bytes": int(budget),
-            "usable_fraction": MEMORY_FRACTION, "estimate_bytes": int(need), "networks": [e.record(b) for e in estimates]}
+            "usable_fraction": MEMORY_FRACTION, "estimate_bytes": int(need),
+            "networks": [e.record(b) for e in estimates]}

@@ -193,8 +193,10 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     if ops:
         from ann2snn.analysis.opcount import OpCounter
 
-        x0 = next(iter(batches))[0] if input_shape is None else None
-        counter = OpCounter(snn, input_shape=(1, *(input_shape or x0.shape[1:])))
+        # the fan-out maps are probed at the batches' own image size (32 px for CIFAR, e.g. 224 for a folder);
+        # given as `input_shape`, no batch is read (an image folder's is decoded) to learn it
+        image_shape = tuple(input_shape or next(iter(batches))[0].shape[1:])
+        counter = OpCounter(snn, input_shape=(1, *image_shape))
         observers.append(counter)
     if diagnostics:
         from ann2snn.analysis.diagnostics import LayerDiagnostics
@@ -803,16 +805,18 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
 
     Returns:
         ``{"T": [...], "rows": [...], "curves": [...], "paths": [...], "provenance": {...},
-        "notes": [...]}``: one row per model (accuracies in percent per T and the ANN's), the per-t
+        "notes": [...], "memory": {...}}``: one row per model (accuracies in percent per T and the ANN's), the per-t
         curves as fractions with their settings, checkpoint hashes, ``ann_acc`` (the ANN column),
         ``ann_acc_simulated`` and ``ann_simulated_options`` (the ANN in the SNN's arithmetic and
         what differs from train-ann's), ``ann_train_recorded`` (train-ann's ``test_acc`` when
         these are its test images, else None) and ``above_ann`` (:func:`above_ann_note`), the
-        files written, and sweep.md's notes. Under torchrun only rank 0 gets rows; the other
+        files written, and sweep.md's notes; ``memory``: the batch size and its memory estimate
+        (:func:`plan_memory`, also in sweep.json). Under torchrun only rank 0 gets rows; the other
         ranks get ``rows == []``.
 
     Raises:
-        UserError: any bad setting or checkpoint, missing data, or a sweep that cannot finish.
+        UserError: any bad setting or checkpoint, missing data, a sweep that cannot finish, or a batch
+            that does not fit in memory.
     """
     import contextlib
 
