@@ -191,7 +191,9 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     if ops:
         from ann2snn.analysis.opcount import OpCounter
 
-        counter = OpCounter(snn)
+        # the fan-out maps are probed at the batches' own image size (32 px for CIFAR, e.g. 224 for a folder)
+        image_shape = tuple(next(iter(batches))[0].shape[1:])
+        counter = OpCounter(snn, input_shape=(1, *image_shape))
         observers.append(counter)
     if diagnostics:
         from ann2snn.analysis.diagnostics import LayerDiagnostics
