@@ -87,6 +87,9 @@ def cli():
               help="Train on a fixed, seeded, class-balanced subset of N images.")
 @click.option("--test-subset", type=T.IMAGES, default=None, show_default="all",
               help="Evaluate on a fixed class-balanced subset of N test images.")
+@click.option("--holdout", type=T.ints(1, 10_000_000), default=None,
+              help="Keep N training images apart, never trained on (a class-balanced draw, the same for every run "
+                   "and seed; recorded in the checkpoint): a held-out split for checks after conversion.")
 @click.option("--augment", type=click.Choice(["crop-flip", "autoaugment", "none"]), default="crop-flip",
               show_default=True, help="autoaugment = AutoAugment (CIFAR-10 policy) + crop-flip + Cutout(16), as QCFS.")
 @click.option("--fuse", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,

@@ -487,3 +487,28 @@ def test_a_resnet18_trained_on_the_folder_at_64px_converts_with_its_max_pool(cif
     set_mode(avg, "ann")
     with torch.no_grad():
         assert float((avg(x) - ref).abs().mean()) / scale > 0.1
+
+
+def test_a_sweep_counts_operations_at_the_folders_own_image_size(tmp_path, capsys):
+    """The operation counter's fan-out maps are probed at the batches' image size (here 16 px), not
+    CIFAR's 32: the ANN's MACs in sweep_ops.csv equal ann_macs at 16 px, and
+    differ from 32 px's."""
+    import pandas as pd
+
+    from ann2snn.analysis.opcount import ann_macs
+    from ann2snn.ann.build import load_ann
+    from ann2snn.cli.main import main
+
+    data = tmp_path / "data"
+    numbered_folder(data, n_per_class=2, size=16)
+    common = ["--data-dir", str(data), "--workers", "0", "--quiet"]
+    assert main(["train-ann", "--dataset", "imagefolder", "--arch", "resnet20", "--width", "0.25", "--epochs", "1",
+                 "--batch-size", "3", "--image-size", "16", "--resize", "0", "--out", str(tmp_path / "run"),
+                 *common]) == 0
+    assert main(["sweep", "--checkpoint", str(tmp_path / "run"), "--neuron", "if", "--threshold", "max",
+                 "--calib-batches", "1", "--T", "2", "--out", str(tmp_path / "sweep"), *common]) == 0, \
+        capsys.readouterr().err
+    ops = pd.read_csv(tmp_path / "sweep" / "sweep_ops.csv")
+    ann, _ = load_ann(tmp_path / "run")
+    assert int(ops["ann_macs"].iloc[0]) == ann_macs(ann, (1, 3, 16, 16))["total"]
+    assert ann_macs(ann, (1, 3, 16, 16))["total"] != ann_macs(ann, (1, 3, 32, 32))["total"]

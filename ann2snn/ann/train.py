@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ann2snn.ann.evaluate import evaluate_ann
 from ann2snn.plumbing.checkpoint import FORMAT, atomic_write_text, load_state_strict, save_checkpoint
-from ann2snn.plumbing.data import FOLDER, CifarBatches, balanced_subset, dataset_info, load_split
+from ann2snn.plumbing.data import FOLDER, CifarBatches, balanced_subset, dataset_info, holdout_split, load_split
 from ann2snn.plumbing.device import autocast, check_amp, place
 from ann2snn.plumbing.distributed import Dist, all_reduce_sum, barrier, local_batch
 from ann2snn.plumbing import fuse
@@ -34,7 +34,7 @@ DEFAULTS = {
     "lambda_init": "auto", "epochs": 300, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
     "width": 1.0, "seed": 0, "subset": None, "test_subset": None, "augment": "crop-flip",
     "data_dir": "./data", "skip_md5": False, "download": False, "device": "auto", "amp": "none",
-    "fuse": "auto", "weights": None, "maxpool": "keep",
+    "fuse": "auto", "weights": None, "maxpool": "keep", "holdout": None,
     # num_classes: the network's outputs (default: the dataset's; an image folder's class count). Dataset
     # "imagefolder" only (ann2snn.plumbing.folder): input settings (None: 224-pixel crops, resize 256,
     # ImageNet's mean/std), decoding processes, and whether unreadable files are skipped
@@ -59,7 +59,9 @@ clock = time.monotonic
 
 
 def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()):
-    """Train and test batches for a config (train subset / test subset applied), kept on ``device``.
+    """Train and test batches for a config (held-out images removed, train subset / test subset
+    applied), kept on ``device``. ``holdout`` N: the N training images of
+    :func:`ann2snn.plumbing.data.holdout_split` are never trained on (a ``subset`` is drawn from the rest).
 
     Under distributed training (``d.world > 1``) each rank gets its share of both splits and
     ``batch_size / world`` samples per training batch (see :mod:`ann2snn.plumbing.distributed`).
@@ -77,6 +79,9 @@ def load_data(config: dict, device: torch.device | str = "cpu", d: Dist = Dist()
     info = dataset_info(config["dataset"])
     xtr, ytr = load_split(config["dataset"], config["data_dir"], True, config["download"], config["skip_md5"])
     xte, yte = load_split(config["dataset"], config["data_dir"], False, config["download"], config["skip_md5"])
+    if config.get("holdout"):  # images kept apart from training (and from the test set), the same for every run
+        kept, _ = holdout_split(ytr, config["holdout"], info.num_classes)
+        xtr, ytr = xtr[kept], ytr[kept]
     if config.get("subset"):
         idx = balanced_subset(ytr, config["subset"], config["seed"], info.num_classes)
         xtr, ytr = xtr[idx], ytr[idx]
@@ -153,6 +158,13 @@ def evaluate_batches_as_trained(model: nn.Module, test, config: dict, device: to
 
 
 def check_train_config(config: dict) -> None:
+    if config.get("holdout") is not None:
+        if not (isinstance(config["holdout"], int) and config["holdout"] >= 1):
+            raise UserError(f"`holdout` must be a number of images >= 1 (leave it out to train on all), "
+                            f"got {config['holdout']!r}")
+        if config["dataset"] == FOLDER:
+            raise UserError("`holdout` keeps CIFAR training images apart; for an image folder, keep them in a "
+                            "folder of their own")
     for key in ("subset", "test_subset"):
         if config.get(key) is not None and not (isinstance(config[key], int) and config[key] >= 1):
             raise UserError(f"`{key}` must be a number of images >= 1 (leave it out for all), "

@@ -175,6 +175,28 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int, num_classes: int) -
     return torch.sort(torch.cat(picks)).values
 
 
+#: the seed of the held-out split's draw (fixed: every run that holds out N images holds out the same ones)
+HOLDOUT_SEED = 12345
+
+
+def holdout_split(labels: torch.Tensor, n: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kept, held_out)`` indices of a training split that keeps ``n`` images apart: a class-balanced,
+    seeded draw (:func:`balanced_subset` with :data:`HOLDOUT_SEED`), the same for every run and seed.
+
+    The held-out images are never trained on and are not test images: correction checks and planning
+    read them (``holdout`` in a run config). Both index tensors are sorted.
+
+    Raises:
+        UserError: ``n`` not in ``1 .. len(labels) - 1``, or a class with too few images.
+    """
+    if not (isinstance(n, int) and 1 <= n < len(labels)):
+        raise UserError(f"`holdout` must be a number of images from 1 to {len(labels) - 1}, got {n!r}")
+    held = balanced_subset(labels, n, HOLDOUT_SEED, num_classes)
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[held] = False
+    return torch.nonzero(mask).flatten(), held
+
+
 def random_crop_flip(x: torch.Tensor, g: torch.Generator, padding: int = 4) -> torch.Tensor:
     """Batched random crop (zero padding ``padding``) and horizontal flip at rate 0.5.
 
