@@ -239,7 +239,10 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--fold-bn", is_flag=True, help="For ANN checkpoints: fold each BatchNorm into the conv before it first.")
 @data_options(DATA_FOLDERS)
 @folder_options()
-@click.option("--batch-size", type=T.BATCH, default=500, show_default=True)
+@click.option("--batch-size", type=T.BatchOrAuto(), default=500, show_default=True,
+              help="Test images per batch. The sweep first checks that the batch fits in the memory available "
+                   "and refuses one that does not, naming the largest that does; auto takes that one (at most "
+                   "500).")
 @click.option("--subset", type=T.IMAGES, default=None, show_default="all",
               help="Evaluate on a fixed class-balanced subset of N test images.")
 @click.option("--ops/--no-ops", default=True, show_default=True,

@@ -152,6 +152,30 @@ class Bits(click.ParamType):
             raise _spec_error(e, "--bits", value) from None
 
 
+class BatchOrAuto(click.ParamType):
+    """``--batch-size`` of the sweep: a whole number from 1 to ``hi``, or ``auto`` (kept as the text)."""
+
+    name = "batch"
+
+    def __init__(self, hi: int = 1_000_000):
+        self.hi = hi
+
+    def get_metavar(self, param, ctx=None) -> str:  # click < 8.2 passes only ``param``
+        return "N|auto"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip()
+        if text.lower() == "auto":
+            return "auto"
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= self.hi:
+            self.fail(f"must be a whole number from 1 to {self.hi} or 'auto', got {text}", param, ctx)
+        return int(text)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem("auto")] if "auto".startswith(incomplete) else []
+
 class Triple(click.ParamType):
     """Three finite numbers written ``R,G,B`` (``--mean 0.485,0.456,0.406``) → a tuple; ``positive``:
     each > 0 (``--std``)."""

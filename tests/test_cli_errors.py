@@ -365,7 +365,7 @@ def test_sweep_on_a_missing_gpu(capsys, tmp_path, ckpts):
 
 def test_sweep_bad_batch_size(capsys, tmp_path, ckpts):
     assert_user_error(capsys, ["sweep", "--checkpoint", ckpts.snn, "--batch-size", "0", "--out", tmp_path / "s"],
-                      "Invalid value for '--batch-size': 0 is not in the range 1<=x<=1000000")
+                      "Invalid value for '--batch-size': must be a whole number from 1 to 1000000 or 'auto', got 0")
 
 
 def test_plain_state_dict_is_not_a_checkpoint(capsys, tmp_path, ckpts):

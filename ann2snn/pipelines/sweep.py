@@ -152,7 +152,8 @@ def precision_dtype(precision: str, amp: str = "none") -> torch.dtype:
 def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[int] | None = None,
                 ops: bool = True, diagnostics: bool = False, time_chunk: int | str = 1,
                 device: torch.device | str = "cpu", amp: str = "none", d: Dist = Dist(),
-                precision: str = "float32", fuse: str | bool = "auto", channels_last: bool = False) -> dict:
+                precision: str = "float32", fuse: str | bool = "auto", channels_last: bool = False,
+                input_shape: tuple | None = None) -> dict:
     """Evaluate ANN mode, then simulate once for ``T_max`` steps; returns accuracies (fractions).
 
     ``ann_acc_simulated`` is the network in ANN mode in the simulation's own arithmetic (precision,
@@ -160,7 +161,8 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     which :func:`ann_reference` computes as train-ann does.
 
     With ``ops``, operation counts and energies per image at each T of ``T_list``
-    (:class:`~ann2snn.analysis.opcount.OpCounter`); with ``diagnostics``, per-layer statistics
+    (:class:`~ann2snn.analysis.opcount.OpCounter`, probed at ``input_shape`` ``(C, H, W)``, by default
+    the first batch's); with ``diagnostics``, per-layer statistics
     (:class:`~ann2snn.analysis.diagnostics.LayerDiagnostics`). Both watch the same single simulation.
     ``time_chunk="auto"`` picks :func:`~ann2snn.conversion.simulate.auto_time_chunk` (1 with observers).
     The model runs on ``device`` (under bfloat16 autocast with ``amp="bf16"``); under distributed
@@ -191,8 +193,9 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     if ops:
         from ann2snn.analysis.opcount import OpCounter
 
-        # the fan-out maps are probed at the batches' own image size (32 px for CIFAR, e.g. 224 for a folder)
-        image_shape = tuple(next(iter(batches))[0].shape[1:])
+        # the fan-out maps are probed at the batches' own image size (32 px for CIFAR, e.g. 224 for a folder);
+        # given as `input_shape`, no batch is read (an image folder's is decoded) to learn it
+        image_shape = tuple(input_shape or next(iter(batches))[0].shape[1:])
         counter = OpCounter(snn, input_shape=(1, *image_shape))
         observers.append(counter)
     if diagnostics:
@@ -484,10 +487,11 @@ def sweep_notes(curves: list[dict], T_list: list[int]) -> list[str]:
 
 
 def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str, T_list: list[int],
-                 plots: bool = False) -> list[str]:
+                 plots: bool = False, memory: dict | None = None) -> list[str]:
     """Write sweep.csv/.md/.json, sweep_ops.csv and sweep_layers.csv (when measured) and the PNG
     plots (with ``plots``) into ``out_dir``, each atomically; returns the paths written.
 
+    ``memory`` (:func:`plan_memory`'s record: the batch size and the memory estimate) goes into sweep.json.
     sweep.md says how the ANN column is computed, where the ANN in the SNN's own arithmetic differs
     from it (:func:`ann_notes`) and why a row scores above its ANN (:func:`above_ann_note`, also in
     sweep.json as each row's ``above_ann`` and in the top-level ``notes``)."""
@@ -516,6 +520,7 @@ def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str,
     atomic_write_text(paths[0], df.to_csv(index=False))
     atomic_write_text(paths[1], md)
     atomic_write_text(paths[2], json.dumps({"T": T_list, "provenance": prov, "notes": [ANN_COLUMN_NOTE, *extra],
+                                            **({"memory": memory} if memory is not None else {}),
                                             "rows": curves}, indent=1) + "\n")
     if ops_rows:
         paths.append(os.path.join(out_dir, "sweep_ops.csv"))
@@ -533,6 +538,15 @@ def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str,
             paths.append(os.path.join(out_dir, name))
             fn(curves, paths[-1])
     return paths
+
+
+def _memory_line(memory: dict) -> str:
+    """``estimate 3.1 GiB of 11.2 GiB usable`` (:func:`plan_memory`'s record)."""
+    from ann2snn.plumbing.memory import format_bytes
+
+    usable = memory.get("usable_bytes")
+    return f"estimate {format_bytes(memory['estimate_bytes'])}" + (
+        f" of {format_bytes(usable)} usable" if usable is not None else "")
 
 
 def parse_time_chunk(value) -> int | str:
@@ -560,21 +574,13 @@ def _as_T_list(T) -> list[int]:
     return parse_T(",".join(str(t) for t in items))
 
 
-def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
-                 thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
-                 skip_md5: bool, maxpool: str = "refuse", folder: dict | None = None) -> list:
-    """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
-
-    An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
-    threshold) combination, without duplicates (IF ignores the cap, and its half-threshold start is
-    its half-lsb start); each threshold calibration is shared by every neuron. Every conversion takes
-    ``maxpool`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`).
-    """
-    from ann2snn.ann.build import ann_from_checkpoint
+def _check_plan(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
+                thresholds: list[str], fold_bn: bool) -> None:
+    """Check every setting of :func:`_plan_models` before any calibration (UserError on the first bad one)."""
     from ann2snn.conversion.calibrate import parse_threshold
-    from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings, snn_from_checkpoint
+    from ann2snn.conversion.snn import neuron_settings
 
-    for path in checkpoints:  # every setting checked before the first calibration
+    for path in checkpoints:
         ckpt = loaded[path]
         if ckpt["kind"] == "snn":
             continue
@@ -589,6 +595,119 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
             for v_init, cap in ((v, c) for v in v_inits for c in caps):
                 neuron_settings(ann_config=ckpt["config"], v_init=v_init, **spec, cap=None if is_if else cap,
                                 warn=lambda _msg: None)
+
+
+#: test images of each dataset's test split
+TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000}
+
+
+def sweep_input_shape(config: dict, folder: dict | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of the test images a checkpoint's network is swept on: CIFAR's 32 px, or an image
+    folder's ``image_size`` (``folder``'s, else the checkpoint's; :func:`ann2snn.plumbing.folder.run_settings`)."""
+    from ann2snn.plumbing.folder import FOLDER, run_settings
+
+    if config.get("dataset") == FOLDER:
+        size = run_settings(config, folder)["image_size"]
+        return (3, size, size)
+    return (3, 32, 32)
+
+
+def _probe_network(ckpt: dict, specs: list[dict], caps: list, fold_bn: bool, maxpool: str):
+    """A network shaped as the sweep's most demanding model of ``ckpt``, for the memory probe: the SNN
+    checkpoint's own, or the ANN converted (θ = 1 at every site; calibration is not needed for shapes)
+    to the neuron and cap with the largest count K (the widest counting buffers)."""
+    from ann2snn.ann.build import ann_from_checkpoint
+    from ann2snn.conversion.convert import convert
+    from ann2snn.conversion.neurons import resolve_cap
+    from ann2snn.conversion.opcheck import SITE_TYPES
+    from ann2snn.conversion.snn import EXAMPLE_SHAPE, neuron_settings, prepare_ann, snn_from_checkpoint
+
+    if ckpt["kind"] == "snn":
+        return snn_from_checkpoint(ckpt)[0]
+    options = [neuron_settings(ann_config=ckpt["config"], **spec, warn=lambda _msg: None,
+                               cap=None if spec["neuron"] == "if" or (spec.get("int_bits"), spec.get("frac_bits"))
+                               == (1, 0) else cap) for spec in specs for cap in caps]
+    widest = max(options, key=lambda o: resolve_cap(o["cap"], o["int_bits"], o["frac_bits"]))
+    example = torch.zeros(EXAMPLE_SHAPE)
+    prepared = prepare_ann(ann_from_checkpoint(ckpt)[0], fold_bn, example, maxpool, note=lambda _m: None)
+    sites = [n for n, m in prepared.named_modules() if n and isinstance(m, SITE_TYPES)]
+    return convert(prepared, example, widest["int_bits"], widest["frac_bits"], widest["v_init"],
+                   thresholds={n: 1.0 for n in sites}, cap=widest["cap"],
+                   maxpool="spiking" if maxpool == "spiking" else "refuse")
+
+
+def plan_memory(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], caps: list, fold_bn: bool,
+                maxpool: str, batch_size, subset: int | None, ops: bool, diagnostics: bool, time_chunk,
+                precision: str, device: torch.device, d: Dist = Dist(), data_dir: str | None = None,
+                folder: dict | None = None) -> dict:
+    """Check that the sweep fits in memory at ``batch_size`` (an int), or choose the largest batch that
+    does (``"auto"``: at most 500, at most the test images), before any calibration or simulation.
+    The images: CIFAR's test split is held in memory (uint8); an image folder's val split is decoded by
+    ``workers`` processes, each with two batches in flight (uint8).
+
+    One probe per checkpoint (:func:`ann2snn.analysis.memory.estimate_memory`), compared with the memory
+    available on ``device`` (:func:`ann2snn.plumbing.memory.available_bytes`; on the CPU shared by the
+    node's torchrun processes). Returns :func:`ann2snn.analysis.memory.plan_batch`'s record.
+
+    Raises:
+        UserError: the batch does not fit (one line: the estimate, the memory available, the largest
+            batch that fits, or what to drop when even 1 does not).
+    """
+    from ann2snn.analysis.memory import estimate_memory, plan_batch
+    from ann2snn.plumbing import memory
+
+    chunk = 1 if time_chunk == "auto" else time_chunk  # auto takes what is left (at most a quarter on CUDA)
+    world = d.world
+
+    def estimates(with_observers: bool = True):
+        from ann2snn.plumbing.folder import FOLDER, VAL_SPLIT, resolve_workers, scan_split
+
+        out = []
+        for path in dict.fromkeys(checkpoints):
+            cfg = loaded[path]["config"]
+            shape = sweep_input_shape(cfg, folder)
+            on_folder = cfg["dataset"] == FOLDER
+            images = subset or (len(scan_split(data_dir, VAL_SPLIT)) if on_folder else TEST_IMAGES.get(cfg["dataset"]))
+            per_process = None if images is None else -(-images // world)
+            resident = 0 if on_folder or images is None else images * math.prod(shape)
+            in_flight = 2 * resolve_workers((folder or {}).get("workers")) if on_folder else 0
+            out.append(estimate_memory(_probe_network(loaded[path], specs, caps, fold_bn, maxpool), shape,
+                                       ops=ops and with_observers, diagnostics=diagnostics and with_observers,
+                                       time_chunk=chunk, precision=precision, test_images=per_process,
+                                       resident_bytes=resident, batches_in_flight=in_flight, label=path,
+                                       resizable=on_folder))
+        return out
+
+    found = estimates()
+    available = memory.available_bytes(device)
+    if available is not None and device.type == "cpu" and d.enabled:
+        available //= max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    cap = 500
+    known = [e.test_images for e in found if e.test_images is not None]
+    if known:
+        cap = min(cap, max(known))
+    per_process = batch_size if batch_size == "auto" else -(-batch_size // world)
+    plan = plan_batch(found, available, per_process, cap, without_observers=lambda: estimates(False))
+    if batch_size != "auto":
+        plan["batch_size"] = batch_size
+    return plan
+
+
+def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
+                 thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
+                 skip_md5: bool, maxpool: str = "refuse", folder: dict | None = None) -> list:
+    """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
+
+    An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
+    threshold) combination, without duplicates (IF ignores the cap, and its half-threshold start is
+    its half-lsb start); each threshold calibration is shared by every neuron. Every conversion takes
+    ``maxpool`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`).
+    """
+    from ann2snn.ann.build import ann_from_checkpoint
+    from ann2snn.conversion.calibrate import parse_threshold
+    from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings, snn_from_checkpoint
+
+    _check_plan(checkpoints, loaded, specs, v_inits, caps, thresholds, fold_bn)
     models = []
     for path in checkpoints:
         ckpt = loaded[path]
@@ -631,7 +750,7 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
 
 def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), thresholds=(),
               calib_batches: int = 10, fold_bn: bool = False, data_dir: str | None = None, download: bool = False,
-              skip_md5: bool = False, batch_size: int = 500, subset: int | None = None, ops: bool = True,
+              skip_md5: bool = False, batch_size: int | str = 500, subset: int | None = None, ops: bool = True,
               diagnostics: bool = False, time_chunk="auto", precision: str = "float32", fuse="auto",
               channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
               out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None,
@@ -668,7 +787,10 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             ``thresholds`` (e.g. ``percentile:99.9``), calibrated on the dataset's training images.
         data_dir: folder with the CIFAR files (default ``$ANN2SNN_DATA`` or ``./data``), or the image
             folder (``train/``, ``val/``) of models trained on one.
-        batch_size, subset: test images per batch; a seeded class-balanced subset of N test images.
+        batch_size, subset: test images per batch (``"auto"``: the largest batch that fits in memory, at
+            most 500 and the test images); a seeded class-balanced subset of N test images. Before any
+            calibration, the sweep checks that its batch fits in the memory available
+            (:func:`plan_memory`) and refuses one that does not, naming the largest that does.
         ops, diagnostics, plots: operation counts and energy per T; per-layer statistics; PNG plots.
         time_chunk, precision, fuse, channels_last, device, amp: how the simulation runs (see
             :func:`sweep_model`).
@@ -683,16 +805,18 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
 
     Returns:
         ``{"T": [...], "rows": [...], "curves": [...], "paths": [...], "provenance": {...},
-        "notes": [...]}``: one row per model (accuracies in percent per T and the ANN's), the per-t
+        "notes": [...], "memory": {...}}``: one row per model (accuracies in percent per T and the ANN's), the per-t
         curves as fractions with their settings, checkpoint hashes, ``ann_acc`` (the ANN column),
         ``ann_acc_simulated`` and ``ann_simulated_options`` (the ANN in the SNN's arithmetic and
         what differs from train-ann's), ``ann_train_recorded`` (train-ann's ``test_acc`` when
         these are its test images, else None) and ``above_ann`` (:func:`above_ann_note`), the
-        files written, and sweep.md's notes. Under torchrun only rank 0 gets rows; the other
+        files written, and sweep.md's notes; ``memory``: the batch size and its memory estimate
+        (:func:`plan_memory`, also in sweep.json). Under torchrun only rank 0 gets rows; the other
         ranks get ``rows == []``.
 
     Raises:
-        UserError: any bad setting or checkpoint, missing data, or a sweep that cannot finish.
+        UserError: any bad setting or checkpoint, missing data, a sweep that cannot finish, or a batch
+            that does not fit in memory.
     """
     import contextlib
 
@@ -734,8 +858,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     time_chunk = parse_time_chunk(time_chunk)
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
         raise UserError(f"`subset` must be a number of test images >= 1 (leave it out for all), got {subset!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"`batch_size` must be >= 1, got {batch_size!r}")
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise UserError(f"`batch_size` must be >= 1 or 'auto', got {batch_size!r}")
     if isinstance(calib_batches, bool) or not isinstance(calib_batches, int) or calib_batches < 1:
         raise UserError(f"`calib_batches` must be a whole number >= 1, got {calib_batches!r}")
     if time_chunk != "auto" and time_chunk > 1 and (ops or diagnostics or plots):
@@ -757,6 +881,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
     if d.enabled and (ops or diagnostics or plots):
         raise UserError("a distributed sweep (torchrun) counts accuracy only: switch off `ops` and drop "
                         "`diagnostics`/`plots` (run those in one process)")
+    if d.enabled and batch_size == "auto":
+        raise UserError("`batch_size` auto sizes one process's batch from its own memory: give a number under torchrun")
     # the output is claimed first: an unwritable or busy `out` is refused before any checkpoint is read
     with claim_output(out, "dir", what="`out`") if out is not None else contextlib.nullcontext():
         loaded, hashes = {}, {}
@@ -783,6 +909,12 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         for c in loaded.values():  # image folders: options, settings and classes before any calibration
             check_folder_run(c["config"], data_dir, [VAL_SPLIT] + ([TRAIN_SPLIT] if c["kind"] == "ann" and calibrates
                                                                    else []), folder)
+        _check_plan(checkpoints, loaded, specs, v_inits, caps, thresholds, fold_bn)
+        memory = plan_memory(checkpoints, loaded, specs, caps, fold_bn, maxpool, batch_size, subset, ops,
+                             diagnostics or plots, time_chunk, precision, dev, d, data_dir, folder)
+        if batch_size == "auto" and d.is_main and echo is not None:
+            echo(f"batch size auto: {memory['batch_size']} images per batch ({_memory_line(memory)})")
+        batch_size = memory["batch_size"]
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
                               data_dir, download, skip_md5, maxpool, folder)
         rows, curves, data_cache, references = [], [], {}, {}
@@ -800,7 +932,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             result = sweep_model(snn, batches, max(T_list), progress=progress and d.is_main,
                                  T_list=T_list, ops=ops, diagnostics=diagnostics or plots, time_chunk=time_chunk,
                                  device=dev, amp=amp, d=d, precision=precision, fuse=fuse,
-                                 channels_last=channels_last)
+                                 channels_last=channels_last, input_shape=sweep_input_shape(cfg, folder))
             result["ann_acc"] = references[path]
             epochs = ckpt["source"].get("epoch") if ckpt["kind"] == "snn" else ckpt.get("epoch")
             row = build_row(cfg, conv, result, T_list, {"epochs": epochs})
@@ -823,12 +955,13 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                 echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
                      + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
         if not d.is_main:
-            return {"T": T_list, "rows": [], "curves": [], "paths": [], "provenance": prov, "notes": []}
+            return {"T": T_list, "rows": [], "curves": [], "paths": [], "provenance": prov, "notes": [],
+                    "memory": memory}
         curves = [{**c, "above_ann": above_ann_note(c, T_list)} for c in curves]
         notes = sweep_notes(curves, T_list)
         if echo is not None:
             for note in notes:
                 echo(f"note: {note}")
-        paths = write_tables(rows, curves, prov, out, T_list, plots=plots) if out is not None else []
+        paths = write_tables(rows, curves, prov, out, T_list, plots=plots, memory=memory) if out is not None else []
     return {"T": T_list, "rows": rows, "curves": curves, "paths": paths, "provenance": prov,
-            "notes": [ANN_COLUMN_NOTE, *notes]}
+            "notes": [ANN_COLUMN_NOTE, *notes], "memory": memory}
