@@ -178,7 +178,9 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
 
         from ann2snn.plumbing.folder import folder_extra_config
 
-        source = weights_checkpoint(arch, weights, dataset, num_classes, folder_extra_config(dataset, data_dir))
+        source = weights_checkpoint(arch, weights, dataset, num_classes,
+                                    folder_extra_config(dataset, data_dir, calibration["folder"] if calibration
+                                                        else pop_folder_options(dict(folder))))
     else:
         source = checkpoint
     ckpt = convert_checkpoint(source, {**settings, "v_init": v_init, "cap": cap, "maxpool": maxpool}, out,

@@ -259,7 +259,7 @@ class Arch(click.ParamType):
         self.presets = list(presets)
 
     def get_metavar(self, param, ctx=None):
-        return "[" + "|".join(self.presets) + "|torchvision:NAME]"
+        return "[" + "|".join(self.presets + ["torchvision:NAME"]) + "]"
 
     def convert(self, value, param, ctx):
         value = str(value)
@@ -273,6 +273,10 @@ class Arch(click.ParamType):
             except ValueError as e:
                 self.fail(str(e), param, ctx)
             return value
+        if not self.presets:  # --arch beside --weights: a torchvision network only
+            self.fail(f"{value!r}: --weights files are read into torchvision networks, so write torchvision:NAME "
+                      f"(e.g. torchvision:{value}); this project's own networks load from their train-ann "
+                      "checkpoint (--checkpoint)", param, ctx)
         self.fail(f"{value!r} is not one of {', '.join(map(repr, self.presets))} or torchvision:NAME", param, ctx)
 
     def shell_complete(self, ctx, param, incomplete):

@@ -99,3 +99,41 @@ def test_weights_on_convert_and_sweep_need_arch_and_exclude_a_checkpoint(capsys,
                        "--threshold", "max", "--out", tmp_path / "sw")
     assert code == 2 and "does not match the model: missing keys" in err
 
+
+
+def test_a_weights_file_on_an_image_folder_keeps_its_preprocessing(tmp_path, capsys):
+    """convert --weights on an image folder records the folder's input settings in the SNN file, so a
+    sweep of that file reads the images as the conversion did; a head of another class count than the
+    folder's is refused; --arch without torchvision: says what to write."""
+    import torchvision
+    from PIL import Image
+
+    from ann2snn.plumbing.checkpoint import load_checkpoint
+
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        for c, cls in enumerate(("ant", "bee")):
+            (data / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (16, 16), (40 * c + i, 90, 200 - i)).save(data / split / cls / f"{i}.png")
+    torch.manual_seed(0)
+    weights = tmp_path / "r18.pt"
+    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), weights)
+    net = ["--arch", "torchvision:resnet18", "--weights", weights, "--dataset", "imagefolder", "--data-dir", data,
+           "--image-size", 16, "--resize", 0, "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--workers", 0]
+    code, _, err = run(capsys, "convert", *net, "--threshold", "max", "--calib-batches", 1, "--maxpool", "spiking",
+                       "--quiet", "--out", tmp_path / "snn.pt")
+    assert code == 0, err
+    cfg = load_checkpoint(str(tmp_path / "snn.pt"))["config"]
+    assert (cfg["image_size"], cfg["resize"], cfg["mean"], cfg["std"], cfg["classes"]) == \
+        (16, 0, [0.5] * 3, [0.25] * 3, ["ant", "bee"])
+    from ann2snn.pipelines.sweep import sweep_input_shape
+
+    assert sweep_input_shape(cfg) == (3, 16, 16)  # not the 224-px default the file once fell back to
+    code, _, err = run(capsys, "sweep", "--checkpoint", tmp_path / "snn.pt", "--data-dir", data, "--workers", 0,
+                       "--T", 2, "--no-ops", "--quiet", "--out", tmp_path / "sweep")
+    assert code == 0, err
+    code, _, err = run(capsys, "convert", *net, "--num-classes", 5, "--threshold", "max", "--out", tmp_path / "x.pt")
+    assert code == 2 and "--num-classes 5 does not match the image folder's 2 classes" in err
+    code, _, err = run(capsys, "convert", "--arch", "resnet18", "--weights", weights, "--out", tmp_path / "x.pt")
+    assert code == 2 and "write torchvision:NAME (e.g. torchvision:resnet18)" in err and err.count("\n") == 1

@@ -159,6 +159,10 @@ def weights_checkpoint(arch: str, weights: str, dataset: str, num_classes: int |
     if num_classes is not None:
         config["num_classes"] = int(num_classes)
     config["weights"] = str(weights)
+    classes = config.get("classes")
+    if classes is not None and num_classes is not None and int(num_classes) != len(classes):
+        raise UserError(f"`num_classes` {num_classes} does not match the image folder's {len(classes)} classes: "
+                        "the head must have one output per class folder")
     model = build_ann(config, weights=str(weights))
     config["weights_sha256"] = file_sha256(str(weights))
     return {"kind": "ann", "format": FORMAT, "path": str(weights), "config": config,

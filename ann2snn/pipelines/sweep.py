@@ -892,7 +892,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             from ann2snn.plumbing.folder import folder_extra_config
 
             loaded[weights] = weights_checkpoint(arch, weights, dataset, num_classes,
-                                                 folder_extra_config(dataset, data_dir))
+                                                 folder_extra_config(dataset, data_dir, folder))
             hashes[weights] = loaded[weights]["config"]["weights_sha256"]
             checkpoints = checkpoints + [weights]
         for path in checkpoints:

@@ -525,17 +525,22 @@ def resolve_folder_config(config: dict) -> dict:
     return {**config, **settings, "classes": list(train.classes), "num_classes": num}
 
 
-def folder_extra_config(dataset: str, data_dir: str) -> dict | None:
+def folder_extra_config(dataset: str, data_dir: str, options: dict | None = None) -> dict | None:
     """For a network trained elsewhere (:func:`ann2snn.ann.build.weights_checkpoint`) on an image folder:
-    ``{"classes": the val split's class names}`` (so its head defaults to their count and the folder is
-    checked against them); None for another dataset.
+    ``{"classes": the val split's class names, "image_size", "resize", "mean", "std"}``: its head defaults
+    to the class count and the folder is checked against them; the input settings are ``options``'
+    (``image_size``, ``resize``, ``mean``, ``std``; None: the defaults of :func:`resolve_settings`),
+    recorded so that an SNN converted from it is evaluated with them. A state_dict carries no
+    preprocessing: give the one the network was trained with. None for another dataset.
 
     Raises:
-        UserError: as :func:`scan_split`.
+        UserError: as :func:`scan_split` and :func:`resolve_settings`.
     """
     if dataset != FOLDER:
         return None
-    return {"classes": list(scan_split(data_dir, VAL_SPLIT).classes)}
+    options = options or {}
+    settings = resolve_settings(**{k: options.get(k) for k in ("image_size", "resize", "mean", "std")})
+    return {"classes": list(scan_split(data_dir, VAL_SPLIT).classes), **settings}
 
 
 def _subset(split: FolderSplit, n: int | None, seed: int):
