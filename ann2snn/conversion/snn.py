@@ -259,6 +259,12 @@ def save_snn(snn: nn.Module, path: str) -> dict:
     return out
 
 
+def user_model_error(ckpt: dict) -> UserError:
+    """The error for an SNN file of the user's own model read without that model (a command cannot rebuild it)."""
+    return UserError(f"{ckpt['path']} was converted from your own model ({ckpt['config'].get('model_class')}): "
+                     "load it in Python with ann2snn.load_snn(path, ann=<a fresh instance of that model>)")
+
+
 def load_snn(path: str, ann: nn.Module | None = None) -> tuple[nn.Module, dict]:
     """Rebuild a converted SNN from its checkpoint, strictly (every key, every θ > 0).
 
@@ -288,8 +294,7 @@ def snn_from_checkpoint(ckpt: dict, ann: nn.Module | None = None) -> tuple[nn.Mo
     settings = ckpt["conversion"]
     if ckpt["config"].get("arch") == USER_MODEL:
         if ann is None:
-            raise UserError(f"{ckpt['path']} was converted from your own model ({ckpt['config'].get('model_class')}): "
-                            "load it in Python with ann2snn.load_snn(path, ann=<a fresh instance of that model>)")
+            raise user_model_error(ckpt)
         example = torch.zeros(tuple(settings.get("example_shape", EXAMPLE_SHAPE)))
         maxpool = settings.get("maxpool", "refuse")
         skeleton = prepare_ann(ann.eval(), settings.get("fold_bn", False), example, maxpool, note=lambda _m: None)

@@ -580,9 +580,13 @@ def _check_plan(checkpoints: list[str], loaded: dict[str, dict], specs: list[dic
     from ann2snn.conversion.calibrate import parse_threshold
     from ann2snn.conversion.snn import neuron_settings
 
+    from ann2snn.conversion.snn import USER_MODEL, user_model_error
+
     for path in checkpoints:
         ckpt = loaded[path]
         if ckpt["kind"] == "snn":
+            if ckpt["config"].get("arch") == USER_MODEL:  # as snn_from_checkpoint says, before any work
+                raise user_model_error(ckpt)
             continue
         if not specs:
             raise UserError(f"{path} is an ANN checkpoint: convert it first, or give `neurons` "
