@@ -144,8 +144,8 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
         hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass `skip_md5`."
         raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
     except OSError as e:  # download failures
-        raise UserError(f"could not get {name} into {folder} ({e}); offline, put torchvision's {info.folder}/ "
-                        "there yourself, or point `data_dir` / $ANN2SNN_DATA at a folder holding it") from None
+        raise UserError(f"could not get {name} into {folder} ({e}). Offline, put torchvision's {info.folder}/ there "
+                        f"yourself. Or point `data_dir` or $ANN2SNN_DATA at a folder holding {info.folder}/.") from None
     except Exception as e:  # a corrupt file that skipped the MD5 check
         raise UserError(f"{name} in {folder} could not be read ({type(e).__name__}: {e}); re-fetch the files") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
