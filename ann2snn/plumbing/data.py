@@ -175,6 +175,30 @@ def balanced_subset(labels: torch.Tensor, n: int, seed: int, num_classes: int) -
     return torch.sort(torch.cat(picks)).values
 
 
+def epoch_order(n: int, g: torch.Generator, shuffle: bool, seed: int, epoch: int, rank: int = 0,
+                world: int = 1) -> torch.Tensor:
+    """The sample order of one epoch, int64 ``[n or n/world]``, shared by every batches class: one process
+    takes ``randperm(n)`` from ``g`` (or ``0..n-1`` unshuffled); under torchrun each rank takes its
+    :class:`~torch.utils.data.DistributedSampler` share (seed ``seed``, epoch ``epoch``, drop_last), or
+    every ``world``-th sample unshuffled."""
+    if world == 1:
+        return torch.randperm(n, generator=g) if shuffle else torch.arange(n)
+    if not shuffle:
+        return torch.arange(rank, n, world)
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.int64)
+
+
+def check_position(batch, n: int) -> int:
+    """``batch`` if it is a whole batch position in ``0..n`` (``set_position``); ValueError otherwise."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= n:
+        raise ValueError(f"set_position: batch {batch!r} is outside 0..{n}")
+    return batch
+
+
 #: the seed of the held-out split's draw (fixed: every run that holds out N images holds out the same ones)
 HOLDOUT_SEED = 12345
 
@@ -293,10 +317,7 @@ class CifarBatches:
         Raises:
             ValueError: ``batch`` outside ``0..len(self)``.
         """
-        n = len(self)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= n:
-            raise ValueError(f"set_position: batch {batch!r} is outside 0..{n}")
-        self.position = batch
+        self.position = check_position(batch, len(self))
 
     def _skip_draws(self, b: int, g: torch.Generator) -> None:
         """Advance ``g`` exactly as augmenting a batch of ``b`` images does (the draws depend on ``b`` and
@@ -308,18 +329,10 @@ class CifarBatches:
             cutout(x, g)
 
     def _order(self, g: torch.Generator) -> torch.Tensor:
-        n = len(self.labels)
-        if self.world == 1:
-            return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        if not self.shuffle:
-            return torch.arange(self.rank, n, self.world)
-        from torch.utils.data import DistributedSampler
-
-        sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True,
-                                     seed=self.seed, drop_last=True)
-        sampler.set_epoch(self.epoch)
-        g.manual_seed((self.seed * 100003 + self.epoch) * 1009 + self.rank)  # augmentation differs per rank
-        return torch.tensor(list(sampler), dtype=torch.int64)
+        order = epoch_order(len(self.labels), g, self.shuffle, self.seed, self.epoch, self.rank, self.world)
+        if self.world > 1 and self.shuffle:
+            g.manual_seed((self.seed * 100003 + self.epoch) * 1009 + self.rank)  # augmentation differs per rank
+        return order
 
     def __len__(self) -> int:
         n = len(self._order(torch.Generator()))

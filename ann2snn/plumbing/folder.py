@@ -395,25 +395,16 @@ class FolderBatches:
         Raises:
             ValueError: ``batch`` outside ``0..len(self)``.
         """
-        n = len(self)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= n:
-            raise ValueError(f"set_position: batch {batch!r} is outside 0..{n}")
-        self.position = batch
+        from ann2snn.plumbing.data import check_position
+
+        self.position = check_position(batch, len(self))
 
     def _order(self) -> torch.Tensor:
         """Positions into ``indices`` for this rank and epoch."""
-        n = len(self.indices)
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        if self.world == 1:
-            return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        if not self.shuffle:
-            return torch.arange(self.rank, n, self.world)
-        from torch.utils.data import DistributedSampler
+        from ann2snn.plumbing.data import epoch_order
 
-        sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True,
-                                     seed=self.seed, drop_last=True)
-        sampler.set_epoch(self.epoch)
-        return torch.tensor(list(sampler), dtype=torch.int64)
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return epoch_order(len(self.indices), g, self.shuffle, self.seed, self.epoch, self.rank, self.world)
 
     def _samples(self) -> int:
         n = len(self.indices)
