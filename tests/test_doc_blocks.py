@@ -273,8 +273,9 @@ def test_design_references_point_at_sections():
 
 
 def test_one_offline_data_instruction(tmp_path, monkeypatch):
-    """The quick start, getting started, the data page and the missing-data error give the same
-    instruction in the same words (the error with the paths of the call, and flags for arguments)."""
+    """The quick start, getting started, the data page, the missing-data error and the download-failure
+    error give the same instruction in the same words (the errors with the paths of the call, and flags
+    for arguments)."""
     from ann2snn.cli.errors import to_flags
     from ann2snn.plumbing import data
     from ann2snn.plumbing.errors import UserError
@@ -282,7 +283,7 @@ def test_one_offline_data_instruction(tmp_path, monkeypatch):
     def sentence(text: str) -> str:
         flat = " ".join(text.replace("`", "").split())
         start = flat.index("Online, add --download.")
-        return flat[start:flat.index("cifar-10-batches-py/.", start) + len("cifar-10-batches-py/.")]
+        return flat[start:flat.index("holds it.", start) + len("holds it.")]
 
     pages = {page: sentence(open(os.path.join(ROOT, page), encoding="utf-8").read())
              for page in ("README.md", "docs/getting-started.md", "docs/data.md")}
@@ -292,6 +293,8 @@ def test_one_offline_data_instruction(tmp_path, monkeypatch):
     with pytest.raises(UserError) as error:
         data.load_split("cifar10", "./data", True)
     assert sentence(to_flags(str(error.value))) == pages["README.md"]
+    failed = "could not download cifar10 into ./data (offline). " + data.offline_instruction("cifar10", "./data")
+    assert pages["README.md"].endswith(" ".join(to_flags(failed).split()).split("(offline). ")[1])
 
 
 def test_citation_names_this_version_and_the_paper():

@@ -56,7 +56,7 @@ def test_a_failing_unpack_script_is_reported_and_download_goes_on(tmp_path, monk
     monkeypatch.setattr(data, "offline_copy", lambda: str(script))
     monkeypatch.setattr(sys.modules["torchvision.datasets"].CIFAR10, "download",
                         lambda self: (_ for _ in ()).throw(OSError("offline")))
-    with pytest.raises(UserError, match="could not get cifar10"):
+    with pytest.raises(UserError, match="could not download cifar10"):
         data.load_split("cifar10", str(tmp_path / "data"), False, download=True)
     assert "no packed copy here" in capsys.readouterr().err
 
@@ -72,17 +72,41 @@ def test_missing_data_names_the_offline_route(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "offline_copy", lambda: "/x/shared/data/unpack_cifar.py")
     with pytest.raises(UserError) as info:
         data.load_split("cifar10", str(tmp_path), True)
-    folder = os.path.join(str(tmp_path), "cifar-10-batches-py")
     # word for word the instruction of the README's quick start and docs/data.md, with this call's paths
+    offline = (f"Offline, put torchvision's cifar-10-batches-py/ in {tmp_path}, or point `data_dir` or "
+               "$ANN2SNN_DATA at the folder that holds it.")
     assert str(info.value) == (
-        f"cifar10 not found: expected torchvision's files in {folder}. Online, add `download`. Offline, with the "
-        f"packed copy in /x/shared/data/ (this project's machines): python /x/shared/data/unpack_cifar.py "
-        f"{tmp_path} cifar10. Or point `data_dir` or $ANN2SNN_DATA at a folder holding cifar-10-batches-py/.")
+        f"cifar10 not found in {tmp_path} (torchvision's cifar-10-batches-py/). Online, add `download`. "
+        f"{offline} On this machine, `download` unpacks the packed copy in /x/shared/data/.")
     assert not os.listdir(tmp_path)
-    # without the packed copy the offline sentence is left out, and the rest stays
+    # without the packed copy the last sentence is left out, and the rest stays
     monkeypatch.setattr(data, "offline_copy", lambda: None)
     with pytest.raises(UserError) as info:
         data.load_split("cifar10", str(tmp_path), True)
-    assert str(info.value) == (f"cifar10 not found: expected torchvision's files in {folder}. Online, add "
-                               "`download`. Or point `data_dir` or $ANN2SNN_DATA at a folder holding "
-                               "cifar-10-batches-py/.")
+    assert str(info.value) == (f"cifar10 not found in {tmp_path} (torchvision's cifar-10-batches-py/). Online, "
+                               f"add `download`. {offline}")
+
+
+def test_a_failed_download_leaves_nothing_behind_and_says_the_same(tmp_path, monkeypatch):
+    """The download-failure message ends with the missing-data message's offline instruction, and the
+    partial archive and the folder the call made are removed (a folder that was there stays)."""
+    monkeypatch.setattr(data, "offline_copy", lambda: None)
+
+    def fail(self):  # torchvision's download: it has written part of the archive when the network drops
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, self.filename), "wb") as f:
+            f.write(b"partial")
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(sys.modules["torchvision.datasets"].CIFAR10, "download", fail)
+    root = tmp_path / "data"
+    with pytest.raises(UserError) as info:
+        data.load_split("cifar10", str(root), True, download=True)
+    assert str(info.value) == (f"could not download cifar10 into {root} (Name or service not known). "
+                               + data.offline_instruction("cifar10", str(root)))
+    assert not root.exists()
+    root.mkdir()
+    (root / "mine.txt").write_text("kept")
+    with pytest.raises(UserError):
+        data.load_split("cifar10", str(root), True, download=True)
+    assert sorted(os.listdir(root)) == ["mine.txt"]

@@ -106,6 +106,24 @@ def _unpack_offline(name: str, root: str, folder: str) -> bool:
     return done.returncode == 0 and os.path.isdir(folder)
 
 
+def offline_instruction(name: str, root: str) -> str:
+    """The one offline-data instruction (the README, docs/data.md and both missing-data errors say it in
+    these words): where torchvision's folder for ``name`` goes under ``root``, or where else to point."""
+    folder = dataset_info(name).folder
+    return (f"Offline, put torchvision's {folder}/ in {root}, or point `data_dir` or $ANN2SNN_DATA at "
+            "the folder that holds it.")
+
+
+def _remove_partial_download(root: str, archive: str, made_root: bool, had_archive: bool) -> None:
+    """After a failed download: remove the archive this call began (``archive`` under ``root``), and
+    ``root`` if this call made it and it is now empty."""
+    path = os.path.join(root, archive)
+    if not had_archive and os.path.isfile(path):
+        os.remove(path)
+    if made_root and os.path.isdir(root) and not os.listdir(root):
+        os.rmdir(root)
+
+
 def load_split(name: str, root: str, train: bool, download: bool = False,
                skip_md5: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one split of CIFAR-10/100 with torchvision, decoded once.
@@ -113,11 +131,12 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
     Returns:
         ``(images, labels)``: ``uint8 [N, 3, 32, 32]`` and ``int64 [N]``.
 
-    With ``download`` on a machine that has this project's packed offline copy (:func:`offline_copy`),
-    the copy is unpacked instead of fetched (these machines are offline).
+    With ``download`` and a packed offline copy beside the checkout (:func:`offline_copy`), the copy is
+    unpacked instead of fetched.
 
     Raises:
-        UserError: the files are missing (and ``download`` is off), or fail torchvision's MD5
+        UserError: the files are missing (and ``download`` is off); a download failed (its partial
+            archive, and ``root`` if the call made it, are removed); or the files fail torchvision's MD5
             check (pass ``skip_md5`` to load them anyway; that is logged on stderr).
     """
     info = dataset_info(name)
@@ -125,27 +144,26 @@ def load_split(name: str, root: str, train: bool, download: bool = False,
     if download and not os.path.isdir(folder) and _unpack_offline(name, root, folder):
         download = False  # this project's machines are offline: their packed copy is what --download gets
     if not download and not os.path.isdir(folder):
-        # the same instruction, in the same words, as the README's quick start and docs/data.md
         offline = offline_copy()
-        route = (f" Offline, with the packed copy in {os.path.dirname(offline)}/ (this project's machines): "
-                 f"python {offline} {root} {name}." if offline else "")
-        raise UserError(
-            f"{name} not found: expected torchvision's files in {folder}. Online, add `download`.{route} "
-            f"Or point `data_dir` or $ANN2SNN_DATA at a folder holding {info.folder}/."
-        )
+        packed = (f" On this machine, `download` unpacks the packed copy in {os.path.dirname(offline)}/."
+                  if offline else "")
+        raise UserError(f"{name} not found in {root} (torchvision's {info.folder}/). Online, add `download`. "
+                        f"{offline_instruction(name, root)}{packed}")
     cls = info.cls
     if skip_md5:
         print(f"warning: loading {name} from {folder} WITHOUT torchvision's MD5 check (--skip-md5)",
               file=sys.stderr)
         cls = _no_md5(cls)
+    made_root = download and not os.path.exists(root)
+    had_archive = os.path.exists(os.path.join(root, cls.filename))
     try:
         ds = cls(root, train=train, download=download)
     except RuntimeError:
         hint = "" if skip_md5 else " If you trust these files (e.g. a re-packed copy), pass `skip_md5`."
         raise UserError(f"{name} in {folder} is incomplete or fails torchvision's MD5 check.{hint}") from None
-    except OSError as e:  # download failures
-        raise UserError(f"could not get {name} into {folder} ({e}). Offline, put torchvision's {info.folder}/ there "
-                        f"yourself. Or point `data_dir` or $ANN2SNN_DATA at a folder holding {info.folder}/.") from None
+    except OSError as e:  # download failures: leave no partial archive or empty folder behind
+        _remove_partial_download(root, cls.filename, made_root, had_archive)
+        raise UserError(f"could not download {name} into {root} ({e}). {offline_instruction(name, root)}") from None
     except Exception as e:  # a corrupt file that skipped the MD5 check
         raise UserError(f"{name} in {folder} could not be read ({type(e).__name__}: {e}); re-fetch the files") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
