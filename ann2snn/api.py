@@ -25,7 +25,8 @@ from ann2snn.plumbing.probe import kept_modes
 def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron: str = "mbif", int_bits: int = 1,
                   frac_bits: int = 3, v_init: str = "half-lsb", cap=None, threshold: str = "percentile:99.9",
                   calib_batches: int = 10, fold_bn: bool = False, example: torch.Tensor | None = None,
-                  maxpool: str = "refuse") -> nn.Module:
+                  maxpool: str = "refuse", correct: str = "none", correct_T: int = 4,
+                  correct_images: int = 1000, site_bits: dict[str, dict] | None = None) -> nn.Module:
     """Convert an ANN into an SNN in one call: every activation call site becomes its own neuron.
 
     Every operation between the sites is checked first (:func:`ann2snn.conversion.opcheck.check_operations`):
@@ -46,6 +47,13 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
             becomes a :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`: its time-summed output is the
             max-pool of the time-summed input, exactly for power-of-two quanta) or ``"avg"`` (swapped for
             average pooling: changes the network, so only for a model trained with the swap).
+        correct: ``"none"``, ``"bias"``, ``"potential"`` or ``"bias+potential"``: after conversion, correct
+            each neuron layer by layer (:mod:`ann2snn.conversion.correct`, after SNN Calibration, Li et al.
+            2021) on the first ``correct_images`` images of ``calibration``, at ``correct_T`` time steps
+            (T_cal). Acts in SNN mode only: ANN-mode parity stays exact.
+        site_bits: per-site bits replacing ``int_bits``/``frac_bits``/``cap`` at the sites named:
+            ``{site: {"int_bits": m, "frac_bits": n, "cap": None | "theta" | K}}`` (site names as the
+            converted network's neuron names; e.g. a plan's).
 
     Returns:
         The converted network (a copy; ``model`` is unchanged), in eval mode, neurons in SNN mode.
@@ -53,8 +61,15 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
         ``copy.deepcopy`` of an ``fx.GraphModule`` result drops it: save the returned network).
 
     Raises:
-        UserError: a refused operation, a ReLU site without ``calibration``, bad bits / cap / v_init.
+        UserError: a refused operation, a ReLU site without ``calibration``, bad bits / cap / v_init, an
+            unknown ``correct`` mode, or ``correct`` without ``calibration`` images.
     """
+    from ann2snn.conversion.correct import check_correct_mode, check_correct_options
+
+    check_correct_mode(correct)
+    check_correct_options(correct_T, correct_images)
+    if correct != "none" and calibration is None:
+        raise UserError(f"`correct` {correct} reads training images: pass calibration=<batches of training images>")
     from ann2snn.conversion.calibrate import calibrate_thresholds
     from ann2snn.conversion.convert import convert
     from ann2snn.conversion.sites import ReLUSite
@@ -74,11 +89,18 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
                             "images> (and threshold='max' or 'percentile:P')")
         thresholds = calibrate_thresholds(prepared, calibration, threshold, calib_batches)
     snn = convert(prepared, example, int_bits, frac_bits, v_init, thresholds=thresholds, cap=cap,
-                  maxpool="spiking" if maxpool == "spiking" else "refuse")
+                  maxpool="spiking" if maxpool == "spiking" else "refuse", site_bits=site_bits)
     # what save_snn needs to rebuild the same structure from a fresh instance of the user's model
     snn.ann2snn_conversion = {"fold_bn": bool(fold_bn), "example_shape": list(example.shape),
                               "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
                               "threshold": threshold if thresholds is not None else "lambda", "maxpool": maxpool}
+    if correct != "none":
+        from ann2snn.ann.evaluate import model_dtype
+        from ann2snn.conversion.correct import correct_snn
+        from ann2snn.plumbing.splits import first_images
+
+        images = first_images(calibration, correct_images).to(model_dtype(snn))
+        snn.ann2snn_conversion["correct"] = correct_snn(snn, images, correct, correct_T)
     return snn
 
 

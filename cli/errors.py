@@ -24,6 +24,7 @@ FLAGS = {
     "v_inits": "--v-init",
     "caps": "--cap",
     "thresholds": "--threshold",
+    "corrections": "--correct",
     "out_dir": "--out",
 }
 

@@ -13,7 +13,8 @@ import click
 from ann2snn.cli import types as T
 from ann2snn.cli.claims import claims_out
 from ann2snn.cli.errors import flag_errors
-from ann2snn.cli.options import (bits_from_flags, compute_options, data_options, folder_options, maxpool_option,
+from ann2snn.cli.options import (bits_from_flags, compute_options, correct_options, data_options, folder_options,
+                                 maxpool_option,
                                  neuron_from_flags, old_bits_options, pop_folder_options, run_folder_options,
                                  weights_options)
 from click.core import ParameterSource
@@ -138,6 +139,7 @@ def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits
               help="Training batches (of 128) for --threshold max|percentile:P.")
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
 @maxpool_option
+@correct_options()
 @data_options(DATA_FOLDERS)
 @folder_options()
 @compute_options(device=False, amp=False)
@@ -145,7 +147,8 @@ def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits
 @click.pass_context
 @claims_out("file")
 def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, int_bits, frac_bits, v_init, cap,
-                threshold, calib_batches, fold_bn, maxpool, data_dir, download, skip_md5, quiet, out, **folder):
+                threshold, calib_batches, fold_bn, maxpool, correct, correct_T, correct_images, data_dir, download,
+                skip_md5, quiet, out, **folder):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron (calibration, with
     --threshold max|percentile:P, runs on the CPU)."""
     import os
@@ -183,13 +186,30 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
                                                         else pop_folder_options(dict(folder))))
     else:
         source = checkpoint
+    correction = None
+    given = [f"--{k.replace('_', '-')}" for k in ("correct_T", "correct_images")
+             if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
+    if given and correct == "none":
+        raise UserError(f"{' and '.join(given)} set up a correction: give --correct too (bias, potential or "
+                        "bias+potential)")
+    if correct != "none":
+        correction = {"mode": correct, "T_cal": correct_T, "images": correct_images, "data_dir": data_dir,
+                      "download": download, "skip_md5": skip_md5,
+                      "folder": calibration["folder"] if calibration else pop_folder_options(dict(folder))}
     ckpt = convert_checkpoint(source, {**settings, "v_init": v_init, "cap": cap, "maxpool": maxpool}, out,
-                              calibration)
+                              calibration, correction)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
     cap_text = f", K={c['cap']}" if c.get("cap") else ""
+    corrected = ""
+    if (c.get("correct") or {}).get("mode", "none") != "none":
+        sites = c["correct"]["sites"]
+        corrected = (f", corrected: {c['correct']['mode']} at T_cal = {c['correct']['T_cal']} on "
+                     f"{c['correct']['images']} training images; mean per-channel error "
+                     f"{sum(s['error_before'] for s in sites) / len(sites):.4g} → "
+                     f"{sum(s['error_after'] for s in sites) / len(sites):.4g}")
     click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}"
-               f"{cap_text}, v_init {c['v_init']})")
+               f"{cap_text}, v_init {c['v_init']}{corrected})")
     from ann2snn.conversion.snn import exact_neuron_hint
 
     hint = exact_neuron_hint(ckpt["config"])
@@ -269,6 +289,7 @@ def export_nir_cmd(checkpoint, out):
 @click.option("--plots", is_flag=True, help="Also write accuracy_vs_T.png, firing_rates.png and (with ops) "
               "energy_vs_accuracy.png; implies --diagnostics.")
 @maxpool_option
+@correct_options(multiple=True)
 @compute_options()
 @click.option("--out", type=T.OUT_DIR, required=True, help="Folder for sweep.csv, sweep.md, sweep.json.")
 @click.pass_context
@@ -280,6 +301,9 @@ def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time
     from ann2snn.pipelines.sweep import run_sweep
 
     folder = pop_folder_options(options)
+    for key in ("correct_T", "correct_images"):  # only a correction reads them: None unless given
+        if ctx.get_parameter_source(key) != ParameterSource.COMMANDLINE:
+            options[key] = None
     result = run_sweep(checkpoints, T_text, neurons=neurons, v_inits=v_inits, caps=caps, thresholds=thresholds,
                        time_chunk=time_chunk_text, out=out, progress=not quiet, echo=click.echo,
                        argv=(ctx.obj or {}).get("argv", sys.argv[1:]), folder=folder, **options)

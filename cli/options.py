@@ -230,6 +230,26 @@ def bits_from_flags(ctx, bits: tuple[int, int], int_bits: int | None, frac_bits:
                                              if v is not None}
 
 
+def correct_options(multiple: bool = False):
+    """``--correct MODE`` (repeatable on sweep), ``--correct-T T_CAL`` and ``--correct-images N``
+    (:mod:`ann2snn.conversion.correct`)."""
+    from ann2snn.conversion.correct import CORRECT_MODES, DEFAULT_IMAGES, DEFAULT_T_CAL
+
+    def decorate(f):
+        f = click.option("--correct-images", type=click.IntRange(min=1), default=DEFAULT_IMAGES, show_default=True,
+                         help="Training images that the correction reads (never held-out or test images).")(f)
+        f = click.option("--correct-T", "correct_T", type=click.IntRange(min=1), default=DEFAULT_T_CAL,
+                         show_default=True,
+                         help="Time steps of the correction (T_cal); every simulated T uses this one correction.")(f)
+        return click.option(
+            "--correct", "corrections" if multiple else "correct", type=click.Choice(CORRECT_MODES),
+            multiple=multiple, default=None if multiple else "none", show_default=not multiple,
+            help="Correct each neuron after conversion, layer by layer on training images (SNN Calibration, Li et al. "
+                 "2021): bias adds a per-channel current, potential a per-channel initial potential, bias+potential "
+                 "both" + (" (repeatable; default none)." if multiple else "."))(f)
+    return decorate
+
+
 def maxpool_option(f):
     """``--maxpool refuse|spiking|avg`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`)."""
     return click.option(

@@ -234,8 +234,8 @@ def test_train_missing_data_dir(capsys, tmp_path, dataset, folder):
     empty.mkdir()
     out = tmp_path / "run"
     line = assert_user_error(capsys, ["train-ann", *TINY_FLAGS, "--dataset", dataset, "--data-dir", empty,
-                                      "--out", out], f"{dataset} not found", "--download",
-                             os.path.join(str(empty), folder))
+                                      "--out", out], f"{dataset} not found in {empty}", "--download",
+                             f"torchvision's {folder}/ in {empty}")
     assert "$ANN2SNN_DATA" in line
     assert os.listdir(empty) == []  # nothing downloaded or created
     assert not os.path.exists(out / "checkpoint.pt")

@@ -204,3 +204,56 @@ def test_export_leaves_the_callers_network_unchanged():
     after = snn.state_dict()
     assert {v.dtype for v in after.values() if v.is_floating_point()} == {torch.float64}
     assert after.keys() == before.keys() and all(torch.equal(before[k], v) for k, v in after.items())
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_a_bias_correction_is_folded_into_the_layer_before_bit_exactly(tmp_path, arch):
+    """Dyadic corrections on dyadic weights: the sinabs network, whose conv/linear biases took each neuron's
+    bias current, runs our corrected SNN bit for bit; the potential correction is only in the metadata."""
+    from ann2snn.conversion.neurons import MultiBitIF
+
+    ann = _dyadic(tiny_ann(arch, width=0.125))
+    snn = ann2snn.convert_model(ann, neuron="mbif", v_init="zero")
+    g = torch.Generator().manual_seed(3)
+    neurons = [m for m in snn.modules() if isinstance(m, MultiBitIF)]
+    # shape each correction by a probe (the channel count of each neuron's input)
+    shapes = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, a: shapes.__setitem__(mod, a[0].shape[1])) for m in neurons]
+    ann2snn.simulate_logits(snn, torch.zeros(1, 3, 32, 32), 1)
+    for h in hooks:
+        h.remove()
+    for m in neurons:
+        m.set_correction(bias_current=torch.round(torch.randn(shapes[m], generator=g) * 8) / 64)
+    x = torch.round(torch.randn(3, 3, 32, 32) * 16) / 16
+    ours, theirs = _both(snn, tmp_path / "m.nir", x, T=6)
+    assert torch.equal(ours, theirs)
+    plain = ann2snn.convert_model(ann, neuron="mbif", v_init="zero")
+    assert not torch.equal(ours, ann2snn.simulate_logits(plain, x, 6))  # the corrections mattered
+    from ann2snn.export.nir_graph import lost_in_export
+
+    lines = lost_in_export({"v_init": "zero", "int_bits": 1, "frac_bits": 3, "correct": {"mode": "bias+potential"}})
+    assert any("potential correction" in line and "lost" in line for line in lines)
+    assert any("bias correction is folded" in line for line in lines)
+
+
+def test_a_bias_correction_without_a_layer_of_its_own_is_refused():
+    """A ReLU on the input itself: no conv or linear node feeds the neuron, so no bias can take its current.
+    (Behind an average pool the export inserts a 1×1 scaling conv of its own, which takes it.)"""
+    class OnInput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.ReLU()
+            self.fc = nn.Linear(3 * 32 * 32, 10)
+
+        def forward(self, x):
+            return self.fc(self.act(x).flatten(1))
+
+    x = torch.randn(4, 3, 32, 32)
+    snn = ann2snn.convert_model(OnInput().eval(), calibration=[(x, None)], calib_batches=1, correct="bias",
+                                correct_T=1)
+    from ann2snn.plumbing.errors import UserError
+
+    with pytest.raises(UserError, match="bias correction of neuron 'act'"):
+        snn_to_nir(snn)
+    plain = ann2snn.convert_model(OnInput().eval(), calibration=[(x, None)], calib_batches=1)
+    assert snn_to_nir(plain) is not None  # without the correction the same network exports

@@ -56,7 +56,7 @@ def find_activation_sites(model: nn.Module, example: torch.Tensor) -> list[str]:
 
 def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bits: int = 0,
             v_init: str = "half-lsb", thresholds: dict[str, float] | None = None, cap=None,
-            maxpool: str = "refuse") -> nn.Module:
+            maxpool: str = "refuse", site_bits: dict[str, dict] | None = None) -> nn.Module:
     """Return a converted copy of ``model``: each QCFS/matched site becomes a :class:`MultiBitIF`.
 
     The neuron's threshold is the site's λ (``θ = λ``); IF is ``int_bits=1, frac_bits=0``. The
@@ -75,11 +75,15 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
         maxpool: ``"refuse"`` (a max-pool is an error naming it) or ``"spiking"``: every max-pool
             module becomes its own :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`
             (``"avg"`` is applied before, by :func:`ann2snn.conversion.maxpool.apply_maxpool`).
+        site_bits: per-site bits that replace ``int_bits``, ``frac_bits`` and ``cap`` at the sites named:
+            ``{site: {"int_bits": m, "frac_bits": n, "cap": None | "full" | "theta" | K}}`` (e.g. a plan of
+            :mod:`ann2snn.conversion.plan`). Every name must be a site of this network.
 
     Raises:
         UserError: bad bits or v_init, a λ <= 0, a ReLU site without threshold, a max-pool with
             ``maxpool="refuse"`` (or a functional one), a max-pool module called at several places,
-            or any failed call-site check.
+            ``site_bits`` naming sites the network does not have (or bad bits there), or any failed
+            call-site check.
     """
     check_bits(int_bits, frac_bits)
     if check_maxpool_mode(maxpool) == "avg":
@@ -92,6 +96,14 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
         snn.get_submodule(name).mode = "ann"
     _check_pools_called_once(snn, example, pools)
     sites = find_activation_sites(snn, example)
+    site_bits = site_bits or {}
+    unknown = sorted(set(site_bits) - set(sites))
+    if unknown:
+        missing = sorted(set(sites) - set(site_bits))
+        raise UserError(f"per-site bits name {len(unknown)} site(s) this network does not have: "
+                        f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}"
+                        + (f"; its sites without bits: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                           if missing else "") + " (a plan made for another network?)")
     thresholds = thresholds or {}
     for name in sites:
         site = snn.get_submodule(name)
@@ -108,7 +120,11 @@ def convert(model: nn.Module, example: torch.Tensor, int_bits: int = 1, frac_bit
                             "(`threshold` max|percentile:P)")
         parent_name, _, child = name.rpartition(".")
         parent = snn.get_submodule(parent_name) if parent_name else snn
-        setattr(parent, child, MultiBitIF(theta, int_bits, frac_bits, v_init, ann_activation=site, cap=cap))
+        own = site_bits.get(name)
+        m, n, k = (own["int_bits"], own["frac_bits"], own.get("cap")) if own else (int_bits, frac_bits, cap)
+        if own:
+            check_bits(m, n)
+        setattr(parent, child, MultiBitIF(theta, m, n, v_init, ann_activation=site, cap=k))
     check_converted(snn, example, expected=len(sites))
     for name in pools:
         snn.get_submodule(name).mode = "snn"

@@ -11,6 +11,11 @@ quantum ``q = θ·2^-n`` and largest count ``K = 2^(m+n) − 1``, at each time s
 IF is the case m=1, n=0 (q = θ, K = 1). MBIF(1+3) sends values in {0, 1/8, ..., 15/8}·θ. Note that
 MBIF's per-step maximum ``(2^m − 2^-n)·θ`` exceeds θ (the ANN's clip) whenever m >= 1.
 
+**Correction** (docs/design.md §3.10, :mod:`ann2snn.conversion.correct`): a neuron may carry a per-channel
+bias current ``b_c``, added to its input at every step (``v ← v + x_t + b_c``), and a per-channel
+offset ``δ_c`` of its initial potential (``v_0 + δ_c``). Both act in SNN mode only; ANN mode runs the
+source activation unchanged.
+
 **Per-step ceiling** (docs/design.md §3.5): the largest count K can be capped below ``2^(m+n) − 1``
 (:func:`resolve_cap`). ``cap="theta"`` gives ``K = 2^n``, so no step sends more than θ. With
 ``v_0 = q/2`` and a constant input, MBIF(m, n) capped at θ has after T steps the same time-averaged
@@ -121,6 +126,10 @@ class MultiBitIF(nn.Module):
         #: bit-identical to the plain step. 2-D inputs (classifier layers, small) stay plain: fewer compilations.
         self.fused = False
         self.v: torch.Tensor | None = None
+        # per-channel corrections [C] (SNN mode only; None = none): the bias current added at every
+        # step, and the offset of v_0. Buffers, so they travel with state_dict() and .to().
+        self.register_buffer("bias_current", None)
+        self.register_buffer("v_offset", None)
 
     @property
     def k_max(self) -> int:
@@ -138,6 +147,21 @@ class MultiBitIF(nn.Module):
         if self.v_init == "half-threshold":
             return self.theta * 0.5
         return torch.zeros_like(self.theta)
+
+    def set_correction(self, bias_current: torch.Tensor | None = None, v_offset: torch.Tensor | None = None) -> None:
+        """Set the per-channel corrections (docs/design.md §3.10), each ``[C]`` in the units of the input
+        current (θ's scale), or None to leave one as it is. They act in SNN mode only."""
+        if bias_current is not None:
+            self.bias_current = bias_current.detach().clone().reshape(-1).to(self.theta.dtype)
+        if v_offset is not None:
+            self.v_offset = v_offset.detach().clone().reshape(-1).to(self.theta.dtype)
+
+    @staticmethod
+    def _per_channel(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``c [C]`` shaped to broadcast over ``x [B, C, ...]`` (channel axis 1)."""
+        if x.dim() < 2 or x.shape[1] != c.numel():
+            raise RuntimeError(f"a correction of {c.numel()} channels meets an input of shape {tuple(x.shape)}")
+        return c.view(1, -1, *([1] * (x.dim() - 2)))
 
     def check_theta(self) -> None:
         """Raise UserError unless θ is finite and > 0."""
@@ -160,6 +184,24 @@ class MultiBitIF(nn.Module):
             return torch.cat([self._step(steps[t]) for t in range(self.time_chunk)])
         return self._step(x)
 
+    def dry_run(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """The outputs of ``steps`` SNN steps from v_0, without touching the neuron's state.
+
+        Args:
+            x: the input currents of the steps, time-major ``[steps · B, ...]``.
+
+        Returns:
+            ``[steps · B, ...]``: what :meth:`forward` would return from a reset neuron (with its current
+            corrections). Used by correction (:mod:`ann2snn.conversion.correct`) to try a correction.
+        """
+        saved = self.v, self.time_chunk, self.fused
+        self.v, self.time_chunk, self.fused = None, 1, False
+        try:
+            xs = x.reshape(steps, -1, *x.shape[1:])
+            return torch.cat([self._step(xs[t]) for t in range(steps)])
+        finally:
+            self.v, self.time_chunk, self.fused = saved
+
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One time step: charge, fire, reset by subtraction (see the module docstring).
 
@@ -169,9 +211,14 @@ class MultiBitIF(nn.Module):
         fire. A float64 network (``--precision float64``) keeps a float64 ``v``.
         """
         x = at_least_float32(x)
+        if self.bias_current is not None:  # the bias correction: a constant current every step
+            x = x + self._per_channel(self.bias_current, x)
         q = self.quantum()
         if self.v is None:  # the first step runs plain: v_0 broadcast over x (it keeps v_0's dtype if wider)
-            s, self.v = if_step(self.initial_potential().expand_as(x), x, q, self.k_max)
+            v0 = self.initial_potential().expand_as(x)
+            if self.v_offset is not None:  # the potential correction: v_0 + δ_c
+                v0 = v0 + self._per_channel(self.v_offset, x)
+            s, self.v = if_step(v0, x, q, self.k_max)
         elif self.fused and x.dim() == 4:  # feature maps: one compiled kernel, bit-identical (ann2snn.plumbing.fuse)
             s, self.v = fuse.run_fused(self, if_step, self.v, x, q, self.k_max)
         else:
@@ -180,5 +227,7 @@ class MultiBitIF(nn.Module):
 
     def extra_repr(self) -> str:
         cap = "" if self.cap == max_count(self.int_bits, self.frac_bits) else f", K={self.cap}"
+        corrected = "".join(f", {name}[{getattr(self, name).numel()}]" for name in ("bias_current", "v_offset")
+                            if getattr(self, name) is not None)
         return (f"theta={float(self.theta):.4g}, m={self.int_bits}, n={self.frac_bits}{cap}, "
-                f"v_init={self.v_init}, reset=subtract")
+                f"v_init={self.v_init}, reset=subtract{corrected}")

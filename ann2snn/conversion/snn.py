@@ -11,7 +11,7 @@ from ann2snn.ann.build import build_ann, load_ann
 from ann2snn.plumbing.checkpoint import FORMAT, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from ann2snn.conversion.convert import convert
 from ann2snn.plumbing.errors import UserError
-from ann2snn.conversion.neurons import V_INIT_MODES, resolve_cap
+from ann2snn.conversion.neurons import V_INIT_MODES, MultiBitIF, resolve_cap
 from ann2snn.ann.quantizer import check_bits, max_count
 from ann2snn.conversion.simulate import neurons_of
 
@@ -94,7 +94,7 @@ def exact_at_T1(ann_config: dict, settings: dict) -> bool:
     activation then call the same quantizer, so the logits at T = 1 equal the ANN's in the same
     arithmetic (dtype, memory layout, batch). ReLU ANNs: never.
     """
-    if settings.get("thresholds"):
+    if settings.get("thresholds") or settings.get("site_bits"):
         return False
     m, n = settings["int_bits"], settings["frac_bits"]
     k = settings.get("cap") or max_count(m, n)
@@ -144,7 +144,7 @@ def convert_ann(ann: nn.Module, settings: dict, note=_stderr_note) -> nn.Module:
     ann = prepare_ann(ann, settings.get("fold_bn", False), maxpool=maxpool, note=note)
     return convert(ann, torch.zeros(EXAMPLE_SHAPE), settings["int_bits"], settings["frac_bits"], settings["v_init"],
                    thresholds=settings.get("thresholds"), cap=settings.get("cap"),
-                   maxpool="spiking" if maxpool == "spiking" else "refuse")
+                   maxpool="spiking" if maxpool == "spiking" else "refuse", site_bits=settings.get("site_bits"))
 
 
 def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, threshold: str, calib_batches: int,
@@ -153,7 +153,7 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
     """Add calibrated thresholds (``threshold`` = max | percentile:P) to ``settings``.
 
     Uses ``calib_batches`` batches of 128 un-augmented training images in a seeded order (with a
-    progress bar if ``progress``). For an ANN trained on an image folder: ``data_dir/train`` under the
+    progress bar if ``progress``; :func:`ann2snn.plumbing.splits.train_eval_batches`: never held-out images). For an ANN trained on an image folder: ``data_dir/train`` under the
     evaluation transform of the ANN's config (:func:`ann2snn.plumbing.folder.folder_eval_batches`), its
     classes checked against the checkpoint's; ``folder`` holds the image-folder options (``workers``,
     ``skip_bad_images``, and ``image_size``/``resize``/``mean``/``std`` to override the stored ones).
@@ -163,7 +163,7 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
         UserError: a bad threshold spec, ``lambda`` for a ReLU network, or data problems.
     """
     from ann2snn.conversion.calibrate import calibrate_thresholds, parse_threshold
-    from ann2snn.plumbing.data import FOLDER, CifarBatches, dataset_info, load_split
+    from ann2snn.plumbing.splits import train_eval_batches
 
     mode, _ = parse_threshold(threshold)
     settings = {**settings, "threshold": threshold, "fold_bn": bool(fold_bn)}
@@ -172,21 +172,55 @@ def calibrate_settings(ann: nn.Module, ann_config: dict, settings: dict, thresho
             raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
         return settings
     prepared = prepare_ann(ann, fold_bn, maxpool=settings.get("maxpool", "refuse"), note=lambda _m: None)
-    if ann_config["dataset"] == FOLDER:
-        from ann2snn.plumbing.folder import TRAIN_SPLIT, folder_eval_batches
-
-        batches = folder_eval_batches(ann_config, data_dir, TRAIN_SPLIT, 128, shuffle=True, options=folder)
-    else:
-        from ann2snn.plumbing.folder import check_folder_options
-
-        check_folder_options(ann_config["dataset"], folder)
-        x, y = load_split(ann_config["dataset"], data_dir, True, download, skip_md5)
-        batches = CifarBatches(x, y, dataset_info(ann_config["dataset"]), 128, "none", shuffle=True, seed=0)
+    batches = train_eval_batches(ann_config, data_dir, download, skip_md5, folder)
     thresholds = calibrate_thresholds(prepared, batches, threshold, calib_batches, progress=progress)
     return {**settings, "calib_batches": calib_batches, "thresholds": thresholds}
 
 
-def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration: dict | None = None) -> dict:
+def correct_settings(snn: nn.Module, ann_config: dict, settings: dict, mode: str, T_cal: int, images: int,
+                     data_dir: str, download: bool = False, skip_md5: bool = False,
+                     folder: dict | None = None) -> dict:
+    """Correct a freshly converted ``snn`` in place (:func:`ann2snn.conversion.correct.correct_snn`) on
+    ``images`` un-augmented training images in a seeded order (never held-out or test images:
+    :func:`ann2snn.plumbing.splits.train_eval_batches`), and return ``settings`` with ``"correct"``:
+    ``{"mode", "T_cal", "images", "sites": [...]}`` (the per-site errors before and after).
+
+    ``mode`` ``none`` leaves the network as it is and records ``{"mode": "none"}``.
+
+    Raises:
+        UserError: an unknown mode, ``T_cal`` or ``images`` below 1, or no training data.
+    """
+    from ann2snn.ann.evaluate import model_dtype
+    from ann2snn.conversion.correct import check_correct_mode, check_correct_options, correct_snn
+    from ann2snn.plumbing.splits import first_images, train_eval_batches
+
+    check_correct_mode(mode)
+    check_correct_options(T_cal, images)
+    if mode == "none":
+        return {**settings, "correct": {"mode": "none"}}
+    try:
+        batches = train_eval_batches(ann_config, data_dir, download, skip_md5, folder)
+    except UserError as e:
+        raise UserError(f"`correct` {mode} reads training images, and none were found: {e}") from None
+    x = first_images(batches, images).to(model_dtype(snn))
+    report = correct_snn(snn, x, mode, T_cal)
+    return {**settings, "correct": report}
+
+
+def correction_buffers(snn: nn.Module, settings: dict, state: dict) -> None:
+    """Give every neuron of a rebuilt ``snn`` the correction buffers that ``settings["correct"]`` says it
+    has, shaped as in ``state``, so that a strict load fills them (a missing one is then reported)."""
+    mode = (settings.get("correct") or {}).get("mode", "none")
+    kinds = [k for k, part in (("bias_current", "bias"), ("v_offset", "potential")) if part in mode.split("+")]
+    for name, m in snn.named_modules():
+        if isinstance(m, MultiBitIF):
+            for kind in kinds:
+                like = state.get(f"{name}.{kind}")
+                setattr(m, kind, torch.zeros_like(like) if like is not None else torch.zeros(1))
+
+
+def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration: dict | None = None,
+                       correction: dict | None = None) -> dict:
     """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
 
     ``ann_path``: a train-ann checkpoint (file or run folder), or an ANN checkpoint dict already in memory
@@ -195,7 +229,8 @@ def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration
     ``settings_args``: the keyword arguments of :func:`neuron_settings`, and ``maxpool`` (``refuse``,
     ``spiking`` or ``avg``, :func:`ann2snn.conversion.maxpool.apply_maxpool`; stored in the SNN checkpoint).
     ``calibration`` holds the keyword arguments of :func:`calibrate_settings` after ``settings``
-    (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ.
+    (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ. ``correction`` holds those of
+    :func:`correct_settings` after ``settings`` (mode, T_cal, images, data_dir, ...); None corrects nothing.
     The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
     Returns the saved checkpoint dict.
     """
@@ -215,6 +250,8 @@ def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration
     elif ckpt["config"].get("activation") == "relu":
         raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
     snn = convert_ann(ann, settings)
+    if correction is not None:
+        settings = correct_settings(snn, ckpt["config"], settings, **correction)
     out = {
         "kind": "snn", "format": FORMAT, "config": ckpt["config"], "conversion": settings,
         "source": {"path": ckpt["path"], "sha256": file_sha256(ckpt["path"]), "epoch": ckpt.get("epoch"),
@@ -246,17 +283,28 @@ def save_snn(snn: nn.Module, path: str) -> dict:
     if not isinstance(conversion, dict):
         raise UserError("this network carries no conversion settings: save an SNN returned by "
                         "ann2snn.convert_model (SNNs of `ann2snn convert` are saved by that command)")
-    kinds = {(m.int_bits, m.frac_bits, m.v_init, m.cap) for m in neurons_of(snn)}
-    if len(kinds) != 1:
-        raise UserError(f"the neurons have {len(kinds)} different settings; save_snn stores one setting for all")
-    m, n, v_init, k = kinds.pop()
+    v_inits = {m.v_init for m in neurons_of(snn)}
+    if len(v_inits) != 1:
+        raise UserError(f"the neurons start from {len(v_inits)} different v_init settings; save_snn stores one for all")
+    bits = {name: (m.int_bits, m.frac_bits, m.cap) for name, m in snn.named_modules() if isinstance(m, MultiBitIF)}
+    m, n, k = max(set(bits.values()), key=list(bits.values()).count)  # the most common bits are the default
     settings = {**conversion, "neuron": "if" if (m, n) == (1, 0) else "mbif", "int_bits": m, "frac_bits": n,
-                "v_init": v_init, "cap": k if k < max_count(m, n) else None}
+                "v_init": v_inits.pop(), "cap": k if k < max_count(m, n) else None}
+    if len(set(bits.values())) > 1:  # per-site bits (a plan): each site's own
+        settings["site_bits"] = site_bits_of(snn)
     out = {"kind": "snn", "format": FORMAT, "conversion": settings,
            "config": {"arch": USER_MODEL, "model_class": conversion.get("model_class")},
            "model_state": snn.state_dict()}
     save_checkpoint(out, path)
     return out
+
+
+def site_bits_of(snn: nn.Module) -> dict[str, dict]:
+    """Every neuron's bits, by site name: ``{site: {"int_bits": m, "frac_bits": n, "cap": K or None}}`` (``cap``
+    None where K is the full ``2^(m+n) − 1``), as :func:`ann2snn.conversion.convert.convert` takes them."""
+    return {name: {"int_bits": m.int_bits, "frac_bits": m.frac_bits,
+                   "cap": m.cap if m.cap < max_count(m.int_bits, m.frac_bits) else None}
+            for name, m in snn.named_modules() if isinstance(m, MultiBitIF)}
 
 
 def user_model_error(ckpt: dict) -> UserError:
@@ -301,14 +349,16 @@ def snn_from_checkpoint(ckpt: dict, ann: nn.Module | None = None) -> tuple[nn.Mo
         sites = [n for n, _ in skeleton.named_modules() if n and _is_site(skeleton.get_submodule(n))]
         snn = convert(skeleton, example, settings["int_bits"], settings["frac_bits"], settings["v_init"],
                       thresholds={s: 1.0 for s in sites}, cap=settings.get("cap"),
-                      maxpool="spiking" if maxpool == "spiking" else "refuse")  # θ comes from the file
+                      maxpool="spiking" if maxpool == "spiking" else "refuse",
+                      site_bits=settings.get("site_bits"))  # θ comes from the file
         snn.ann2snn_conversion = {k: settings[k] for k in ("fold_bn", "example_shape", "model_class", "threshold",
-                                                           "maxpool") if k in settings}
+                                                           "maxpool", "correct") if k in settings}
     else:
         if ann is not None:
             raise UserError(f"{ckpt['path']} is a toolkit network ({ckpt['config'].get('arch')}), rebuilt from the "
                             "file: call load_snn(path) without ann")
         snn = convert_ann(build_ann(ckpt["config"]).eval(), settings, note=lambda _m: None)
+    correction_buffers(snn, settings, ckpt["model_state"])
     load_state_strict(snn, ckpt["model_state"], source=ckpt["path"])
     for neuron in neurons_of(snn):
         neuron.check_theta()

@@ -15,6 +15,9 @@ What is written (NIR 1.0):
   ``metadata`` as ``ann2snn_max_spikes_per_step``; also ``ann2snn_theta``, ``ann2snn_int_bits``,
   ``ann2snn_frac_bits``, ``ann2snn_v_init``, ``ann2snn_output_scale`` (= q) and ``ann2snn_reset``.
 
+A neuron's bias correction (:mod:`ann2snn.conversion.correct`) is folded into the bias of the conv or
+affine node that feeds it; its potential correction goes into the metadata (``ann2snn_v_offset``).
+
 What is lost (see the table in docs/nir.md): the initial potential ``v_init`` (NIR neurons start at
 ``v = 0``; only ``zero`` survives), the cap ``K`` for a reader that ignores the metadata (sinabs'
 own importer then fires without limit, and floors ``v`` at ``−v_thr``), and the float rounding of
@@ -61,6 +64,8 @@ class _Graph:
         self.nir = nir
         self.nodes: dict = {}
         self.edges: list[tuple[str, str]] = []
+        #: nodes whose bias took a neuron's bias correction → that neuron (each must feed only it)
+        self.folded: dict[str, str] = {}
 
     def add(self, name: str, node, sources: list[tuple[str, float]]) -> str:
         name = name.replace(".", "_")
@@ -197,6 +202,11 @@ def snn_to_nir(snn: nn.Module, example: torch.Tensor | None = None):
                 meta = {META + "max_spikes_per_step": int(m.cap), META + "theta": float(m.theta),
                         META + "int_bits": m.int_bits, META + "frac_bits": m.frac_bits, META + "v_init": m.v_init,
                         META + "output_scale": q, META + "reset": "subtract"}
+                if m.bias_current is not None:  # the bias correction: into the bias of the layer that feeds it
+                    _fold_bias(g, nir, srcs, m.bias_current.detach().numpy(), where)
+                    meta[META + "bias_correction"] = "folded into the preceding layer's bias"
+                if m.v_offset is not None:  # kept for readers of our metadata; NIR's IF starts at v = 0
+                    meta[META + "v_offset"] = m.v_offset.detach().numpy().astype(np.float32)
                 neuron = nir.IF(r=np.ones(shape, dtype=np.float32), v_threshold=np.full(shape, q, dtype=np.float32),
                                 metadata=meta)
                 value[node] = [(g.add(node.target, neuron, srcs), q)]
@@ -246,7 +256,25 @@ def snn_to_nir(snn: nn.Module, example: torch.Tensor | None = None):
             value[node] = [(g.add("avg_pool", pool, first), _scale_of(first, where) / (kernel[0] * kernel[1]))]
         else:
             raise UserError(f"NIR export cannot express {where} (in node '{node.name}')")
+    for src, where in g.folded.items():
+        if sum(1 for a, _ in g.edges if a == src) != 1:
+            raise UserError(f"NIR export cannot carry the bias correction of neuron {where}: the layer before it "
+                            f"('{src}') also feeds other layers (convert without `correct` bias to export)")
     return nir.NIRGraph(nodes=g.nodes, edges=g.edges)
+
+
+def _fold_bias(g: _Graph, nir, sources, bias: np.ndarray, where: str) -> None:
+    """Add a neuron's bias correction (a per-channel current every step) to the bias of a conv or affine
+    node that feeds only this neuron: the same current, every step. Raises UserError where there is none."""
+    for src, _ in sources:
+        node = g.nodes[src]
+        feeds_others = any(a == src for a, _ in g.edges)
+        if isinstance(node, (nir.Conv2d, nir.Affine)) and not feeds_others and node.bias.shape[0] == bias.shape[0]:
+            node.bias = (node.bias + bias).astype(np.float32)
+            g.folded[src] = where
+            return
+    raise UserError(f"NIR export cannot carry the bias correction of neuron {where}: no conv or linear layer of its "
+                    "own feeds it, whose bias could take it (convert without `correct` bias to export)")
 
 
 def _flatten(g: _Graph, nir, sources, in_shape, name, start_dim, end_dim):
@@ -263,6 +291,13 @@ def lost_in_export(conversion: dict) -> list[str]:
     if conversion.get("v_init", "zero") != "zero":
         lines.append(f"v_init {conversion['v_init']} is lost: NIR neurons start at v = 0 (convert with "
                      "--v-init zero for an export that runs the same)")
+    mode = (conversion.get("correct") or {}).get("mode", "none")
+    if "potential" in mode.split("+"):
+        lines.append("the potential correction (a per-channel offset of each neuron's initial potential) is lost: NIR "
+                     "neurons start at v = 0; it is kept in each IF node's metadata (ann2snn_v_offset)")
+    if "bias" in mode.split("+"):
+        lines.append("the bias correction is folded into the bias of the conv or linear layer before each neuron: "
+                     "the same current every step, in another float rounding")
     k = conversion.get("cap") or (2 ** (conversion["int_bits"] + conversion["frac_bits"]) - 1)
     lines.append(f"the per-step spike cap K = {k} is in each IF node's metadata (ann2snn_max_spikes_per_step); "
                  "a reader that ignores it fires without limit")

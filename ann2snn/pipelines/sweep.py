@@ -124,7 +124,14 @@ def describe_activation(config: dict) -> tuple[str, str]:
 
 
 def describe_converted_neuron(conv: dict) -> str:
-    """'IF', 'MBIF 1+3', or 'MBIF 1+3 K=8' when the per-step count is capped."""
+    """'IF', 'MBIF 1+3', or 'MBIF 1+3 K=8' when the per-step count is capped; with per-site bits (a plan),
+    each setting and its number of sites, e.g. 'per site: 1+3 ×9, 1+2 K=4 ×6'."""
+    if conv.get("site_bits"):
+        from collections import Counter
+
+        kinds = Counter(f"{b['int_bits']}+{b['frac_bits']}" + (f" K={b['cap']}" if b.get("cap") else "")
+                        for b in conv["site_bits"].values())
+        return "per site: " + ", ".join(f"{k} ×{c}" for k, c in kinds.most_common())
     if (conv["int_bits"], conv["frac_bits"]) == (1, 0):
         return "IF"
     cap = f" K={conv['cap']}" if conv.get("cap") else ""
@@ -225,6 +232,13 @@ def sweep_model(snn, batches, T_max: int, progress: bool = False, T_list: list[i
     return result
 
 
+def describe_correction(conv: dict) -> str:
+    """'none', or e.g. 'bias T_cal=4' (:mod:`ann2snn.conversion.correct`)."""
+    correct = conv.get("correct") or {}
+    mode = correct.get("mode", "none")
+    return mode if mode == "none" else f"{mode} T_cal={correct['T_cal']}"
+
+
 def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: dict) -> dict:
     act, act_param = describe_activation(config)
     row = {
@@ -233,6 +247,7 @@ def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: 
         "neuron": describe_converted_neuron(conv), "v_init": conv["v_init"],
         "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else "")
         + (f" maxpool-{conv['maxpool']}" if conv.get("maxpool", "refuse") != "refuse" else ""),
+        "correction": describe_correction(conv),
     }
     for T in T_list:
         row[f"T={T}"] = round(100 * result["curve"][T - 1], 2)
@@ -469,7 +484,8 @@ def ann_notes(curves: list[dict]) -> list[str]:
 
 
 def _label(row: dict) -> dict:
-    return {k: row[k] for k in ("dataset", "network", "activation", "L_or_bits", "neuron", "v_init")}
+    return {k: row[k] for k in ("dataset", "network", "activation", "L_or_bits", "neuron", "v_init", "threshold",
+                                "correction") if k in row}
 
 
 #: how the ANN column is computed (a line of sweep.md and of sweep.json's ``notes``)
@@ -699,17 +715,29 @@ def plan_memory(checkpoints: list[str], loaded: dict[str, dict], specs: list[dic
 
 def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[dict], v_inits: list[str], caps: list,
                  thresholds: list[str], calib_batches: int, fold_bn: bool, data_dir: str, download: bool,
-                 skip_md5: bool, maxpool: str = "refuse", folder: dict | None = None) -> list:
+                 skip_md5: bool, maxpool: str = "refuse", folder: dict | None = None,
+                 corrections: tuple = ("none",), correct_T: int = 4, correct_images: int = 1000) -> list:
     """The models of a sweep, as ``(label, loader)`` pairs, validated before any simulation starts.
 
     An SNN checkpoint is one model. An ANN checkpoint gives one model per (neuron, v_init, cap,
-    threshold) combination, without duplicates (IF ignores the cap, and its half-threshold start is
-    its half-lsb start); each threshold calibration is shared by every neuron. Every conversion takes
-    ``maxpool`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`).
+    threshold, correction) combination, without duplicates (IF ignores the cap, and its half-threshold
+    start is its half-lsb start); each threshold calibration is shared by every neuron. Every conversion
+    takes ``maxpool`` (:func:`ann2snn.conversion.maxpool.apply_maxpool`); each correction other than
+    ``none`` runs after it (:func:`ann2snn.conversion.snn.correct_settings`).
     """
     from ann2snn.ann.build import ann_from_checkpoint
     from ann2snn.conversion.calibrate import parse_threshold
-    from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings, snn_from_checkpoint
+    from ann2snn.conversion.snn import (calibrate_settings, convert_ann, correct_settings, neuron_settings,
+                                        snn_from_checkpoint)
+
+    def converted(ann, settings, ckpt, mode):
+        snn = convert_ann(ann, settings)
+        if mode != "none":
+            settings = correct_settings(snn, ckpt["config"], settings, mode, correct_T, correct_images, data_dir,
+                                        download, skip_md5, folder)
+        fake = {**ckpt, "conversion": settings, "source": {"path": ckpt["path"], "sha256": None,
+                                                           "epoch": ckpt.get("epoch")}}
+        return snn, fake
 
     _check_plan(checkpoints, loaded, specs, v_inits, caps, thresholds, fold_bn)
     models = []
@@ -746,9 +774,8 @@ def _plan_models(checkpoints: list[str], loaded: dict[str, dict], specs: list[di
                 seen.add(key)
                 for text in thresholds:
                     full = {**settings, **calibrated[text]}
-                    fake = {**ckpt, "conversion": full, "source": {"path": ckpt["path"], "sha256": None,
-                                                                  "epoch": ckpt.get("epoch")}}
-                    models.append((path, lambda ann=ann, s=full, f=fake: (convert_ann(ann, s), f)))
+                    for mode in corrections:
+                        models.append((path, lambda ann=ann, s=full, c=ckpt, m=mode: converted(ann, s, c, m)))
     return models
 
 
@@ -759,7 +786,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
               channels_last: bool = False, plots: bool = False, device: str = "auto", amp: str = "none",
               out: str | None = None, progress: bool = False, echo=None, argv: list[str] | None = None,
               maxpool: str = "refuse", arch: str | None = None, weights: str | None = None,
-              num_classes: int | None = None, dataset: str = "cifar10", folder: dict | None = None) -> dict:
+              num_classes: int | None = None, dataset: str = "cifar10", folder: dict | None = None,
+              corrections=(), correct_T: int | None = None, correct_images: int | None = None) -> dict:
     """A whole sweep from checkpoints: accuracy at every T of ``T`` in one simulation per model.
 
     This is what ``ann2snn sweep`` runs. Each SNN checkpoint (from ``ann2snn convert``) is one model;
@@ -781,6 +809,10 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
         thresholds: θ per site: ``lambda`` (default), ``max`` or ``percentile:P`` (ReLU ANNs need one).
         calib_batches: training batches of 128 for a calibrated threshold.
         fold_bn: fold each BatchNorm into the conv before it first.
+        corrections: for ANN checkpoints: ``none`` (default), ``bias``, ``potential`` and/or
+            ``bias+potential``, each a model of its own (:mod:`ann2snn.conversion.correct`): every T of the
+            sweep is simulated with the one correction made at ``correct_T`` steps (T_cal, default 4) on
+            ``correct_images`` training images (default 1,000; never held-out or test images).
         maxpool: for ANN checkpoints: ``refuse`` (default; a max-pool is an error), ``spiking`` (each
             max-pool module becomes a :class:`~ann2snn.conversion.maxpool.SpikingMaxPool`) or ``avg``
             (swapped for average pooling, which changes the network). The ANN column stays the ANN as
@@ -871,7 +903,19 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                         "`diagnostics`/`plots`")
     specs = [parse_neuron_spec(s) for s in ([neurons] if isinstance(neurons, str) else neurons)]
     check_maxpool_mode(maxpool)
-    given = {"v_inits": v_inits, "caps": caps, "thresholds": thresholds}
+    from ann2snn.conversion.correct import (DEFAULT_IMAGES, DEFAULT_T_CAL, check_correct_mode,
+                                            check_correct_options)
+
+    given = {"v_inits": v_inits, "caps": caps, "thresholds": thresholds, "corrections": corrections}
+    corrections = tuple(dict.fromkeys([corrections] if isinstance(corrections, str) else corrections)) or ("none",)
+    for mode in corrections:
+        check_correct_mode(mode)
+    if (correct_T is not None or correct_images is not None) and set(corrections) == {"none"}:
+        raise UserError("`correct_T` and `correct_images` set up a correction: give `corrections` too (bias, "
+                        "potential or bias+potential)")
+    correct_T = DEFAULT_T_CAL if correct_T is None else correct_T
+    correct_images = DEFAULT_IMAGES if correct_images is None else correct_images
+    check_correct_options(correct_T, correct_images)
     v_inits = list(dict.fromkeys([v_inits] if isinstance(v_inits, str) else v_inits)) or ["half-lsb"]
     caps = list(dict.fromkeys([caps] if isinstance(caps, (str, int)) else caps)) or ["full"]
     thresholds = list(dict.fromkeys([thresholds] if isinstance(thresholds, str) else thresholds)) or ["lambda"]
@@ -905,11 +949,12 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                 hashes[path] = file_sha256(loaded[path]["path"])  # the file as read, not as it may be later
         in_memory = specs or any(given.values()) or fold_bn or maxpool != "refuse"
         if in_memory and all(c["kind"] == "snn" for c in loaded.values()):
-            raise UserError("`neurons`, `v_inits`, `caps`, `thresholds`, `fold_bn` and `maxpool` convert ANN checkpoints "
-                            "in memory, but every `checkpoints` is an SNN checkpoint; drop them")
+            raise UserError("`neurons`, `v_inits`, `caps`, `thresholds`, `fold_bn`, `maxpool` and `corrections` convert "
+                            "ANN checkpoints in memory, but every `checkpoints` is an SNN checkpoint; drop them")
         from ann2snn.plumbing.folder import TRAIN_SPLIT, VAL_SPLIT, check_folder_run
 
-        calibrates = fold_bn or any(parse_threshold(t)[0] != "lambda" for t in thresholds)
+        calibrates = (fold_bn or any(parse_threshold(t)[0] != "lambda" for t in thresholds)
+                      or any(mode != "none" for mode in corrections))
         for c in loaded.values():  # image folders: options, settings and classes before any calibration
             check_folder_run(c["config"], data_dir, [VAL_SPLIT] + ([TRAIN_SPLIT] if c["kind"] == "ann" and calibrates
                                                                    else []), folder)
@@ -920,7 +965,7 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
             echo(f"batch size auto: {memory['batch_size']} images per batch ({_memory_line(memory)})")
         batch_size = memory["batch_size"]
         models = _plan_models(checkpoints, loaded, specs, v_inits, caps, thresholds, calib_batches, fold_bn,
-                              data_dir, download, skip_md5, maxpool, folder)
+                              data_dir, download, skip_md5, maxpool, folder, corrections, correct_T, correct_images)
         rows, curves, data_cache, references = [], [], {}, {}
         for path, load in models:
             snn, ckpt = load()
