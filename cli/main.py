@@ -140,6 +140,9 @@ def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits
 @click.option("--fold-bn", is_flag=True, help="Fold each BatchNorm into the conv before it first.")
 @maxpool_option
 @correct_options()
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
+              help="A plan from `ann2snn plan`: its per-site bits, with the threshold, v_init, max-pool mode and "
+                   "correction it was made with.")
 @data_options(DATA_FOLDERS)
 @folder_options()
 @compute_options(device=False, amp=False)
@@ -147,8 +150,8 @@ def train_ann_cmd(ctx, out, resume, checkpoint_minutes, quiet, lambda_init, bits
 @click.pass_context
 @claims_out("file")
 def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, int_bits, frac_bits, v_init, cap,
-                threshold, calib_batches, fold_bn, maxpool, correct, correct_T, correct_images, data_dir, download,
-                skip_md5, quiet, out, **folder):
+                threshold, calib_batches, fold_bn, maxpool, correct, correct_T, correct_images, plan_file, data_dir,
+                download, skip_md5, quiet, out, **folder):
     """Convert an ANN checkpoint: every activation site becomes its own IF / MBIF neuron (calibration, with
     --threshold max|percentile:P, runs on the CPU)."""
     import os
@@ -156,6 +159,29 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
     from ann2snn.plumbing.checkpoint import check_output_file
     from ann2snn.conversion.snn import convert_checkpoint
 
+    plan = None
+    if plan_file is not None:
+        from ann2snn.pipelines.plan import load_plan
+
+        fixed = [f"--{k.replace('_', '-')}" for k in ("neuron", "int_bits", "frac_bits", "cap", "threshold",
+                                                       "calib_batches", "v_init", "maxpool", "correct", "correct_T",
+                                                       "correct_images", "fold_bn")
+                 if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
+        if fixed:
+            raise UserError(f"--plan sets the bits and the conversion settings it was made with: drop "
+                            f"{', '.join(fixed)}")
+        plan = load_plan(plan_file)
+        from ann2snn.conversion.plan import PLAN_SCHEMA
+
+        if plan.get("schema") != PLAN_SCHEMA:
+            raise UserError(f"{plan_file} has plan schema version {plan.get('schema')!r}; this ann2snn reads "
+                            f"version {PLAN_SCHEMA}: make it again with `ann2snn plan`")
+        conv = plan.get("conversion") or {}
+        threshold, calib_batches, v_init = conv.get("threshold", threshold), conv.get("calib_batches", 10), \
+            conv.get("v_init", v_init)
+        maxpool, correct = conv.get("maxpool", maxpool), conv.get("correct", "none")
+        correct_T, correct_images = conv.get("correct_T", correct_T), conv.get("correct_images", correct_images)
+        neuron = "mbif:2+4"  # the richest site option; each site then takes its own
     settings, _ = neuron_from_flags(ctx, neuron, int_bits, frac_bits, ("if", "mbif"))
     if (checkpoint is None) == (weights is None):
         raise UserError("give --checkpoint (a train-ann checkpoint), or --arch torchvision:NAME with --weights FILE "
@@ -189,15 +215,15 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
     correction = None
     given = [f"--{k.replace('_', '-')}" for k in ("correct_T", "correct_images")
              if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
-    if given and correct == "none":
+    if given and correct == "none" and plan is None:
         raise UserError(f"{' and '.join(given)} set up a correction: give --correct too (bias, potential or "
                         "bias+potential)")
     if correct != "none":
         correction = {"mode": correct, "T_cal": correct_T, "images": correct_images, "data_dir": data_dir,
                       "download": download, "skip_md5": skip_md5,
                       "folder": calibration["folder"] if calibration else pop_folder_options(dict(folder))}
-    ckpt = convert_checkpoint(source, {**settings, "v_init": v_init, "cap": cap, "maxpool": maxpool}, out,
-                              calibration, correction)
+    ckpt = convert_checkpoint(source, {**settings, "v_init": v_init, "cap": None if plan else cap,
+                                       "maxpool": maxpool}, out, calibration, correction, plan)
     c = ckpt["conversion"]
     n_sites = sum(1 for k in ckpt["model_state"] if k.endswith(".theta"))
     cap_text = f", K={c['cap']}" if c.get("cap") else ""
@@ -208,14 +234,74 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
                      f"{c['correct']['images']} training images; mean per-channel error "
                      f"{sum(s['error_before'] for s in sites) / len(sites):.4g} → "
                      f"{sum(s['error_after'] for s in sites) / len(sites):.4g}")
-    click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}"
-               f"{cap_text}, v_init {c['v_init']}{corrected})")
+    if c.get("site_bits"):
+        from ann2snn.pipelines.sweep import describe_converted_neuron
+
+        kind = f"{describe_converted_neuron(c)}; planned for T = {c['plan']['T']}"
+    else:
+        kind = f"{c['neuron'].upper()} {c['int_bits']}+{c['frac_bits']}{cap_text}"
+    click.echo(f"SNN checkpoint: {out} ({n_sites} neurons, {kind}, v_init {c['v_init']}{corrected})")
     from ann2snn.conversion.snn import exact_neuron_hint
 
     hint = exact_neuron_hint(ckpt["config"])
     if hint and calibration is None:
         click.echo(f"note: this QCFS(L={ckpt['config'].get('levels', 4)}) ANN is reproduced exactly at T = 1 by "
                    f"{hint}")
+
+
+@cli.command("plan")
+@click.option("--checkpoint", type=T.CHECKPOINT, required=True,
+              help="ANN checkpoint from train-ann, trained with --holdout N (the plan reads its held-out images).")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Accuracy drop allowed against the ANN on the held-out images, in points.")
+@click.option("--T-max", "T_max", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Largest T searched (1, 2, 4, ... and T-max itself).")
+@click.option("--threshold", default=None,
+              help="θ per site: lambda, max or percentile:P (default: lambda for QCFS/matched, percentile:99.9 for "
+                   "ReLU networks).")
+@click.option("--calib-batches", type=T.CALIB, default=10, show_default=True,
+              help="Training batches (of 128) for --threshold max|percentile:P.")
+@click.option("--v-init", type=click.Choice(["half-lsb", "half-threshold", "zero"]), default="half-lsb",
+              show_default=True, help="Initial membrane potential: q/2, θ/2 or 0.")
+@maxpool_option
+@correct_options()
+@click.option("--holdout-images", type=T.IMAGES, default=None, show_default="all",
+              help="A seeded class-balanced part of the held-out split to measure accuracy on.")
+@click.option("--sens-images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Held-out images for each sensitivity simulation.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Also write <stem>_pareto.png.")
+@data_options(("cifar10", "cifar100"))
+@compute_options(device=False, amp=False)
+@click.option("--out", type=T.OUT_FILE, required=True, help="Plan file to write (JSON); the Pareto front goes "
+              "beside it as <stem>_pareto.csv and .png.")
+@click.pass_context
+@claims_out("file")
+def plan_cmd(ctx, checkpoint, max_drop, T_max, threshold, calib_batches, v_init, maxpool, correct, correct_T,
+             correct_images, holdout_images, sens_images, plots, data_dir, download, skip_md5, quiet, out):
+    """Search per-site bits and T for the cheapest SNN (bit-plane energy) within --max-drop points of the ANN,
+    on the ANN's held-out images (never the test set); apply it with `convert --plan`."""
+    from ann2snn.pipelines.plan import run_plan
+    from ann2snn.pipelines.plan import _bits_summary
+
+    if correct == "none" and any(ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE
+                                 for k in ("correct_T", "correct_images")):
+        raise UserError("--correct-T and --correct-images set up a correction: give --correct too")
+    plan = run_plan(checkpoint, max_drop, T_max, out, threshold=threshold, calib_batches=calib_batches, v_init=v_init,
+                    correct=correct, correct_T=correct_T, correct_images=correct_images,
+                    holdout_images=holdout_images, sens_images=sens_images, maxpool=maxpool, data_dir=data_dir,
+                    download=download, skip_md5=skip_md5, plots=plots, echo=None if quiet else click.echo,
+                    argv=(ctx.obj or {}).get("argv", sys.argv[1:]))
+    click.echo(f"ANN on {plan['holdout_images']} held-out images: {plan['ann_holdout_accuracy']:.2f} %")
+    if plan["feasible"]:
+        click.echo(f"plan: T = {plan['T']}, {_bits_summary(plan['site_bits'])}: {plan['holdout_accuracy']:.2f} % at "
+                   f"{plan['energy_uj']:.4g} µJ per image (bit-plane)")
+    else:
+        click.echo(f"no configuration up to T = {T_max} is within {max_drop} points of the ANN")
+    click.echo("Pareto front (held-out accuracy, energy):")
+    for p in plan["pareto"]:
+        click.echo(f"  T = {p['T']:>3}  {p['accuracy']:6.2f} %  {p['energy_uj']:.4g} µJ  {_bits_summary(p['site_bits'])}")
+    click.echo(f"search: {plan['simulations']} simulations, {plan['image_steps']:,} image-steps, {plan['seconds']} s; "
+               f"wrote {out}")
 
 
 @cli.command("export-nir")

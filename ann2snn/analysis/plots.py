@@ -172,3 +172,24 @@ def plot_energy_vs_accuracy(curves: list[dict], path: str):
     ax.legend(fontsize=7)
     _save(fig, path)
     return fig
+
+
+def plot_plan_pareto(result: dict, path: str, max_drop: float):
+    """Energy per image against held-out accuracy of every configuration a plan measured, its Pareto front,
+    the ANN, the allowed drop and the plan (:func:`ann2snn.conversion.plan.make_plan`'s result)."""
+    fig = _figure(6, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    pts = result["points"]
+    ax.scatter([p["energy_uj"] for p in pts], [p["accuracy"] for p in pts], s=12, color="0.6",
+               label="configurations measured")
+    front = result["pareto"]
+    ax.plot([p["energy_uj"] for p in front], [p["accuracy"] for p in front], "o-", color="C0", label="Pareto front")
+    ax.axhline(result["ann_holdout_accuracy"], color="k", lw=1, label="ANN")
+    ax.axhline(result["ann_holdout_accuracy"] - max_drop, color="k", lw=1, ls="--", label=f"ANN − {max_drop} points")
+    if result["feasible"]:
+        ax.scatter([result["energy_uj"]], [result["holdout_accuracy"]], s=90, marker="*", color="C3", zorder=3,
+                   label=f"plan (T = {result['T']})")
+    ax.set_xlabel("bit-plane energy per image (µJ)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)

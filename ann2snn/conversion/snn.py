@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -220,7 +221,7 @@ def correction_buffers(snn: nn.Module, settings: dict, state: dict) -> None:
 
 
 def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration: dict | None = None,
-                       correction: dict | None = None) -> dict:
+                       correction: dict | None = None, plan: dict | None = None) -> dict:
     """Load an ANN checkpoint, convert it and save the SNN checkpoint atomically.
 
     ``ann_path``: a train-ann checkpoint (file or run folder), or an ANN checkpoint dict already in memory
@@ -231,6 +232,8 @@ def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration
     ``calibration`` holds the keyword arguments of :func:`calibrate_settings` after ``settings``
     (threshold, calib_batches, fold_bn, data_dir, ...); None keeps θ = λ. ``correction`` holds those of
     :func:`correct_settings` after ``settings`` (mode, T_cal, images, data_dir, ...); None corrects nothing.
+    ``plan``: a plan file's contents (:func:`ann2snn.pipelines.plan.run_plan`): its per-site bits are applied,
+    after checking that it was made for this network (:func:`ann2snn.conversion.plan.check_plan`).
     The SNN checkpoint records the neuron settings and its source ANN (path, SHA-256, epoch).
     Returns the saved checkpoint dict.
     """
@@ -249,6 +252,15 @@ def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration
         settings = calibrate_settings(ann, ckpt["config"], settings, **calibration)
     elif ckpt["config"].get("activation") == "relu":
         raise UserError("a ReLU network has no λ: calibrate its thresholds with `threshold` max or percentile:P")
+    if plan is not None:
+        from ann2snn.conversion.plan import check_plan
+
+        probe = convert_ann(ann, settings, note=lambda _m: None)
+        check_plan(plan, [n for n, m in probe.named_modules() if isinstance(m, MultiBitIF)],
+                   file_sha256(ckpt["path"]) if ckpt.get("path") and os.path.isfile(ckpt["path"]) else None)
+        settings = {**settings, "site_bits": plan["site_bits"],
+                    "plan": {k: plan.get(k) for k in ("T", "max_drop", "holdout_accuracy", "ann_holdout_accuracy",
+                                                      "energy_uj")}}
     snn = convert_ann(ann, settings)
     if correction is not None:
         settings = correct_settings(snn, ckpt["config"], settings, **correction)
