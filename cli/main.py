@@ -382,8 +382,6 @@ def export_nir_cmd(checkpoint, out):
 @flag_errors
 def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time_chunk_text, out, quiet, **options):
     """Accuracy at every T in one simulation per model, beside the ANN's; writes the table."""
-    import pandas as pd
-
     from ann2snn.pipelines.sweep import run_sweep
 
     folder = pop_folder_options(options)
@@ -394,7 +392,9 @@ def sweep_cmd(ctx, checkpoints, T_text, neurons, v_inits, caps, thresholds, time
                        time_chunk=time_chunk_text, out=out, progress=not quiet, echo=click.echo,
                        argv=(ctx.obj or {}).get("argv", sys.argv[1:]), folder=folder, **options)
     if result["rows"]:  # rank 0 (the only process outside torchrun)
-        click.echo(pd.DataFrame(result["rows"]).to_markdown(index=False))
+        from ann2snn.pipelines.sweep import shown_table
+
+        click.echo(shown_table(result["rows"]).to_markdown(index=False))
         click.echo("wrote " + ", ".join(result["paths"]))
 
 

@@ -20,7 +20,9 @@ def _save(fig, path: str) -> None:
 
 
 def _label(row: dict) -> str:
-    return f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']})"
+    corrected = f", {row['correction']}" if row.get("correction", "none") != "none" else ""
+    act = row["activation"] if row["L_or_bits"] == "-" else f"{row['activation']} {row['L_or_bits']}"
+    return f"{row['network']} {act} → {row['neuron']} ({row['v_init']}{corrected})"
 
 
 #: the ANN's colour in every plot: black, which no row gets (:func:`row_colors` leaves out the greys)
@@ -65,7 +67,7 @@ def plot_accuracy_vs_T(curves: list[dict], path: str):
 
     Row i is drawn in ``row_colors(len(curves))[i]``; the ANN lines are :data:`ANN_COLOR`, one line
     style per distinct ANN (:data:`ANN_STYLES`), labelled with its accuracy. Returns the Figure."""
-    fig = _figure(7.5, 4.5)
+    fig = _figure(11, 4.5)
     ax = fig.add_subplot(111)
     colors = row_colors(len(curves))
     for row, color in zip(curves, colors):
@@ -78,7 +80,7 @@ def plot_accuracy_vs_T(curves: list[dict], path: str):
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("SNN accuracy against T (black: ANN)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over a curve
     _save(fig, path)
     return fig
 
@@ -107,20 +109,25 @@ def plot_firing_rates(curves: list[dict], path: str):
     """Per-layer firing rate (mean k/K per step, log y) for each model with diagnostics, against the
     neuron sites' names (module names, in network order). Row i in ``row_colors(len(curves))[i]``, as
     in the other plots. Returns the Figure."""
-    fig = _figure(8.5, 5.0)
+    fig = _figure(12, 5.0)
     ax = fig.add_subplot(111)
     site_lists = {tuple(r["site"] for r in row["layers"]) for row in curves if row.get("layers")}
     names = list(next(iter(site_lists))) if len(site_lists) == 1 else []  # names only when all models share them
-    rates = []
+    rates = [r["firing_rate"] for row in curves for r in row.get("layers") or []]
+    positive = [v for v in rates if v > 0]
+    floor = min(positive) / 3 if positive else 1e-3  # where a silent site (rate 0) is drawn: a log axis has no 0
     longest = 0
     for row, color in zip(curves, row_colors(len(curves))):
         layers = row.get("layers")
         if not layers:
             continue
         values = [r["firing_rate"] for r in layers]
-        rates += values
         longest = max(longest, len(layers))
-        ax.plot(range(len(layers)), values, marker="o", markersize=3, color=color, label=_label(row))
+        ax.plot(range(len(layers)), [v if v > 0 else floor for v in values], marker="o", markersize=3, color=color,
+                label=_label(row))
+        silent = [i for i, v in enumerate(values) if v <= 0]
+        if silent:
+            ax.scatter(silent, [floor] * len(silent), s=40, facecolors="none", edgecolors=color, zorder=3)
     if names:
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
@@ -131,11 +138,12 @@ def plot_firing_rates(curves: list[dict], path: str):
         ax.set_xlabel("neuron site (index in network order; the models have different sites)")
     ax.set_ylabel("firing rate (mean k/K per step)")
     ax.set_yscale("log")
-    _log_ticks(ax, rates)
-    ax.set_title("Firing rate per layer")
+    _log_ticks(ax, positive + ([floor] if len(positive) < len(rates) else []))
+    silent_note = "; ringed at the bottom: silent sites (rate 0)" if len(positive) < len(rates) else ""
+    ax.set_title("Firing rate per layer" + silent_note, fontsize=10)
     ax.grid(True, alpha=0.3)
     if rates:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)
     return fig
 
@@ -146,7 +154,7 @@ def plot_energy_vs_accuracy(curves: list[dict], path: str):
     Row i in ``row_colors(len(curves))[i]``, as in the other plots. Each distinct ANN is a hollow
     black star (:data:`ANN_COLOR`) drawn under the SNN points, with a dotted black line at its
     accuracy, so it never hides a point. Returns the Figure."""
-    fig = _figure(7.5, 4.5)
+    fig = _figure(11, 4.5)
     ax = fig.add_subplot(111)
     anns = {}
     for row, color in zip(curves, row_colors(len(curves))):
@@ -155,8 +163,8 @@ def plot_energy_vs_accuracy(curves: list[dict], path: str):
             continue
         ax.plot([o["energy_snn_bitplane_uj"] for o in ops], [o["accuracy"] for o in ops], marker="o",
                 markersize=3, color=color, label=_label(row), zorder=3)
-        for o in ops:
-            ax.annotate(f"T={o['T']}", (o["energy_snn_bitplane_uj"], o["accuracy"]), fontsize=6,
+        for o in (ops[0], ops[-1]) if len(ops) > 1 else ops:  # the ends only: inner labels would overlap
+            ax.annotate(f"T={o['T']}", (o["energy_snn_bitplane_uj"], o["accuracy"]), fontsize=6, color=color,
                         xytext=(3, -8), textcoords="offset points")
         key = (row.get("source_ann_sha256"), round(100 * row["ann_acc"], 2))
         anns.setdefault(key, (ops[0]["energy_ann_uj"], 100 * row["ann_acc"], _anns([row])[key]))
@@ -167,9 +175,9 @@ def plot_energy_vs_accuracy(curves: list[dict], path: str):
     ax.set_xscale("log")
     ax.set_xlabel("energy per image (µJ; SNN: bit-plane estimate; ☆ and dotted line: the ANN)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("Accuracy against estimated energy, one point per T")
+    ax.set_title("Accuracy against estimated energy, one point per T (the first and last T labelled)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)
     return fig
 

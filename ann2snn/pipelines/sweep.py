@@ -239,14 +239,27 @@ def describe_correction(conv: dict) -> str:
     return mode if mode == "none" else f"{mode} T_cal={correct['T_cal']}"
 
 
+#: columns a table shows only where some row differs from this value
+QUIET_COLUMNS = {"maxpool": "refuse", "correction": "none"}
+
+
+def shown_table(rows: list[dict]) -> pd.DataFrame:
+    """The rows as the tables show them (sweep.md, the command's output): the columns of
+    :data:`QUIET_COLUMNS` are left out where every row has their default (sweep.csv keeps every column)."""
+    df = pd.DataFrame(rows)
+    return df.drop(columns=[c for c, v in QUIET_COLUMNS.items() if c in df and (df[c] == v).all()])
+
+
 def build_row(config: dict, conv: dict, result: dict, T_list: list[int], extra: dict) -> dict:
     act, act_param = describe_activation(config)
     row = {
         "dataset": config["dataset"], "network": config["arch"], "width": config.get("width", 1.0),
-        "epochs": extra.get("epochs"), "activation": act, "L_or_bits": act_param,
+        # a network trained elsewhere (`weights`) has no epoch count of ours
+        "epochs": extra.get("epochs") if extra.get("epochs") is not None else "-",
+        "activation": act, "L_or_bits": act_param,
         "neuron": describe_converted_neuron(conv), "v_init": conv["v_init"],
-        "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else "")
-        + (f" maxpool-{conv['maxpool']}" if conv.get("maxpool", "refuse") != "refuse" else ""),
+        "threshold": conv.get("threshold", "lambda") + (" fold-bn" if conv.get("fold_bn") else ""),
+        "maxpool": conv.get("maxpool", "refuse"),
         "correction": describe_correction(conv),
     }
     for T in T_list:
@@ -512,12 +525,13 @@ def write_tables(rows: list[dict], curves: list[dict], prov: dict, out_dir: str,
     from it (:func:`ann_notes`) and why a row scores above its ANN (:func:`above_ann_note`, also in
     sweep.json as each row's ``above_ann`` and in the top-level ``notes``)."""
     df = pd.DataFrame(rows)
-    notes = sorted({f"{r['dataset']} {r['network']}: width {r['width']}, {r['epochs']} epochs, "
-                    f"{r['activation']} {r['L_or_bits']}" for r in rows})
+    notes = sorted({f"{r['dataset']} {r['network']}: width {r['width']}, "
+                    + (f"{r['epochs']} epochs, " if r["epochs"] != "-" else "trained elsewhere, ")
+                    + f"{r['activation']} {r['L_or_bits']}" for r in rows})
     samples = sorted({c["samples"] for c in curves})
     curves = [c if "above_ann" in c else {**c, "above_ann": above_ann_note(c, T_list)} for c in curves]
     extra = sweep_notes(curves, T_list)
-    md = ("Top-1 accuracy (%) of the converted SNN at each T, and of the ANN.\n\n" + df.to_markdown(index=False)
+    md = ("Top-1 accuracy (%) of the converted SNN at each T, and of the ANN.\n\n" + shown_table(rows).to_markdown(index=False)
           + "\n\n" + "\n".join(f"- {n}" for n in notes)
           + f"\n- test samples: {', '.join(map(str, samples))}; reset by subtraction; direct encoding"
           + f"\n- {ANN_COLUMN_NOTE}" + "".join(f"\n- {n}" for n in extra)
@@ -1001,7 +1015,9 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                            "source_ann_sha256": ckpt["source"]["sha256"] if ckpt["kind"] == "snn" else sha,
                            "train_config": cfg, "conversion": conv})
             if d.is_main and echo is not None:
-                echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}): "
+                corrected = f", {row['correction']}" if row["correction"] != "none" else ""
+                echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}"
+                     f"{corrected}): "
                      + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
         if not d.is_main:
             return {"T": T_list, "rows": [], "curves": [], "paths": [], "provenance": prov, "notes": [],
