@@ -71,3 +71,18 @@ def test_per_site_bits_survive_save_and_load(tmp_path):
     back, ckpt = ann2snn.load_snn(str(tmp_path / "m.pt"), ann=tiny_ann("vgg16", width=0.125))
     assert ckpt["conversion"]["site_bits"] == plan
     assert torch.equal(ann2snn.simulate_logits(back, x, 3), ann2snn.simulate_logits(mixed, x, 3))
+
+
+def test_a_reset_counter_counts_a_change_of_bits_as_a_fresh_one():
+    """The planner reuses one OpCounter: after reset() and new bits it counts what a new counter counts."""
+    from ann2snn.conversion.plan import apply_site_bits
+
+    _, snn, x = _toy(None)
+    counter = OpCounter(snn, (1, 1, 4, 4))
+    simulate_snn(snn, [(x, torch.zeros(2, dtype=torch.long))], 4, observers=[counter])
+    bits = {"act1": {"int_bits": 1, "frac_bits": 0, "cap": None}, "act2": {"int_bits": 2, "frac_bits": 1, "cap": None}}
+    apply_site_bits(snn, bits)
+    counter.reset()
+    simulate_snn(snn, [(x, torch.zeros(2, dtype=torch.long))], 4, observers=[counter])
+    assert counter.totals(4)["bit_acs"] == 3 * 39 + 240 + 3 * 160  # the hand count above
+    assert counter.images == 2

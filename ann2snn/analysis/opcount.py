@@ -496,6 +496,14 @@ class OpCounter(Observer):
                     acc[t] += v
         self.images += self._batch_size
 
+    def reset(self) -> None:
+        """Forget every count (images and steps), keeping the fan-out maps and the hooks: the same counter
+        then measures another simulation of the same network (e.g. with other bits per site; each hook
+        reads its neuron's quantum and K at every step)."""
+        self.images = 0
+        self._per_step = {n: [[], []] for n in self.sites}
+        self._t = 0
+
     def remove(self) -> None:
         """Remove the counting hooks from the network."""
         for h in self._handles:

@@ -87,6 +87,7 @@ class _Measure:
         self.snn, self.batches, self.input_shape, self.prepare = snn, batches, input_shape, prepare
         self.simulations = 0
         self.image_steps = 0
+        self.counter = None  # one OpCounter (its fan-out maps probed once), reset before each run
         set_mode(snn, "ann")
         with torch.inference_mode():
             self.ann_logits = [snn(x) for x, _ in batches]
@@ -106,13 +107,15 @@ class _Measure:
         def keep(_m, _i, out):
             sums.append(out.detach().double())
 
-        counter = OpCounter(self.snn, input_shape=(1, *self.input_shape))
+        if self.counter is None:
+            self.counter = OpCounter(self.snn, input_shape=(1, *self.input_shape))
+        counter = self.counter
+        counter.reset()
         handle = self.snn.register_forward_hook(keep)
         try:
             correct, total = simulate_snn(self.snn, self.batches, T, observers=[counter])
         finally:
             handle.remove()
-            counter.remove()
         self.simulations += 1
         self.image_steps += total * T
         kl = 0.0
@@ -210,6 +213,9 @@ def make_plan(snn: nn.Module, holdout: list, max_drop: float, T_max: int, sens_i
             progress(f"T={T}: {len(chain) - 1} moves, the cheapest within {max_drop} points: {good['accuracy']:.2f} % "
                      f"at {good['energy_uj']:.4g} µJ per image")
     apply_site_bits(snn, richest)
+    for measure in (full, sens):
+        if measure.counter is not None:
+            measure.counter.remove()
     pareto = pareto_front(points)
     return {"T": best["T"] if best else None, "site_bits": best["site_bits"] if best else None,
             "holdout_accuracy": best["accuracy"] if best else None, "ann_holdout_accuracy": ann_acc,
