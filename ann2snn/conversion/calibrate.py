@@ -149,6 +149,10 @@ def calibrate_thresholds(model: nn.Module, batches, threshold: str, num_batches:
             if seen >= num_batches:
                 break
         bar.close()
+    if 0 < seen < num_batches:  # a small data set: say what θ was taken from
+        import sys
+
+        print(f"note: calibrated on all {seen} training batches there are (asked for {num_batches})", file=sys.stderr)
     out = {}
     for name, parts in kept.items():
         values = torch.cat(parts)
