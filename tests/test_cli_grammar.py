@@ -33,7 +33,7 @@ from helpers import tiny_ann
 
 #: the commands that compute, and whether each can use a GPU (--device)
 COMPUTING = {"train-ann": True, "convert": False, "sweep": True, "train-snn": True, "eval-snn": True,
-             "ablate": True, "entropy": False}
+             "ablate": True, "entropy": False, "plan": False}
 
 
 def run_cli(capsys, argv):
