@@ -235,3 +235,18 @@ def test_sweep_rows_name_their_correction(tmp_path, fake_cifar):
     with pytest.raises(UserError, match="give `corrections` too"):
         run_sweep([str(run)], "1", neurons=["mbif"], thresholds=["max"], correct_T=2, data_dir=fake_cifar,
                   skip_md5=True, subset=10, ops=False)
+
+
+def test_torchvision_resnet18_with_its_max_pool_is_corrected():
+    """A network the toolkit did not build: torchvision's ResNet-18 (fx-rewritten ReLU call sites, the
+    max-pool kept as a spiking max-pool). Every site is corrected, each error shrinks, ANN mode is the ANN."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    x = random_batches(16, 16, seed=4)[0][0]
+    snn = ann2snn.convert_model(model, calibration=[(x, None)], calib_batches=1, maxpool="spiking",
+                                correct="bias+potential", correct_T=2)
+    sites = snn.ann2snn_conversion["correct"]["sites"]
+    assert len(sites) == 17 and all(s["error_after"] <= s["error_before"] for s in sites)
+    assert ann2snn.ann_parity(snn, model, x)
