@@ -244,7 +244,7 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
     from ann2snn.conversion.snn import exact_neuron_hint
 
     hint = exact_neuron_hint(ckpt["config"])
-    if hint and calibration is None:
+    if hint and calibration is None and correction is None and plan is None:
         click.echo(f"note: this QCFS(L={ckpt['config'].get('levels', 4)}) ANN is reproduced exactly at T = 1 by "
                    f"{hint}")
 

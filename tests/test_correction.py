@@ -250,3 +250,41 @@ def test_torchvision_resnet18_with_its_max_pool_is_corrected():
     sites = snn.ann2snn_conversion["correct"]["sites"]
     assert len(sites) == 17 and all(s["error_after"] <= s["error_before"] for s in sites)
     assert ann2snn.ann_parity(snn, model, x)
+
+
+def test_corrected_after_conversion_saves_and_loads_and_is_not_called_exact(tmp_path):
+    """correct_snn on a network from convert_model: save_snn records what the neurons carry, load_snn rebuilds
+    it; the time chunk a caller set is left as it was; a corrected conversion is never "exact at T = 1"."""
+    from ann2snn.conversion.simulate import stateful_of
+    from ann2snn.conversion.snn import exact_at_T1
+
+    m = _relu_net(2)
+    x = random_batches(32, 32, seed=9)[0][0][:, :, :8, :8]
+    snn = ann2snn.convert_model(m, calibration=[(x, None)], calib_batches=1, example=x[:1])
+    for mod in stateful_of(snn):
+        mod.time_chunk = 1
+    correct_snn(snn, x, "bias+potential", 3)
+    assert all(mod.time_chunk == 1 for mod in stateful_of(snn))
+    ann2snn.save_snn(snn, str(tmp_path / "s.pt"))
+    back, ckpt = ann2snn.load_snn(str(tmp_path / "s.pt"), ann=_relu_net(2))
+    assert ckpt["conversion"]["correct"]["mode"] == "bias+potential"
+    assert torch.equal(ann2snn.simulate_logits(back, x, 3), ann2snn.simulate_logits(snn, x, 3))
+    qcfs_exact = {"int_bits": 1, "frac_bits": 2, "cap": 4, "v_init": "half-lsb"}
+    assert exact_at_T1({"activation": "qcfs", "levels": 4}, qcfs_exact)  # the identity, without correction
+    assert not exact_at_T1({"activation": "qcfs", "levels": 4}, {**qcfs_exact, "correct": {"mode": "bias"}})
+
+
+def test_the_correction_group_follows_the_memory_budget():
+    """The widest layer output of _relu_net on 8×8 images is a conv's 8 channels × 8 × 8 float32 = 2,048 bytes per
+    image; a pass needs T_cal × 6 copies of it per image (49,152 bytes at T_cal = 4), so a budget of 5 such images
+    gives groups of 5, and an ample one takes every image at once."""
+    from ann2snn.conversion.correct import GROUP_COPIES, auto_group
+
+    m = _relu_net(0)
+    x = random_batches(32, 32, seed=9)[0][0][:, :, :8, :8]
+    snn = ann2snn.convert_model(m, calibration=[(x, None)], calib_batches=1, example=x[:1])
+    assert GROUP_COPIES == 6
+    assert auto_group(snn, x, 4, budget=5 * 4 * 6 * 2048) == 5
+    assert auto_group(snn, x, 4, budget=5 * 4 * 6 * 2048 - 1) == 4
+    assert auto_group(snn, x, 4, budget=10 ** 12) == 32
+    assert correct_snn(snn, x, "bias", 4)["group"] == 32  # this machine has room for 32 tiny images

@@ -33,7 +33,8 @@ def test_pareto_front_by_hand():
 
 
 def test_a_plan_for_another_network_or_schema_is_refused_naming_the_sites():
-    plan = {"schema": PLAN_SCHEMA, "site_bits": {"features.2": {}, "features.5": {}}}
+    ok = {"int_bits": 1, "frac_bits": 0, "cap": None}
+    plan = {"schema": PLAN_SCHEMA, "site_bits": {"features.2": ok, "features.5": ok}}
     with pytest.raises(UserError, match=r"another network: sites it names that this network lacks: features\.5; "
                                         r"sites of this network it lacks: layer1\.0"):
         check_plan(plan, ["features.2", "layer1.0"])
@@ -41,7 +42,17 @@ def test_a_plan_for_another_network_or_schema_is_refused_naming_the_sites():
         check_plan({**plan, "schema": 0}, ["features.2", "features.5"])
     with pytest.raises(UserError, match="another ANN file"):
         check_plan({**plan, "source": {"sha256": "a"}}, ["features.2", "features.5"], "b")
-    assert check_plan(plan, ["features.5", "features.2"]) is plan
+    assert check_plan(plan, ["features.5", "features.2"]) is plan  # no file hash to compare: names and bits only
+    good = {"schema": PLAN_SCHEMA, "site_bits": {"a": {"int_bits": 1, "frac_bits": 3, "cap": None},
+                                                 "b": {"int_bits": 2, "frac_bits": 0, "cap": 3}},
+            "source": {"sha256": "x"}}
+    assert check_plan(good, ["a", "b"], "x") is good
+    for bad in ({"int_bits": 1}, "1+2", {"int_bits": 1, "frac_bits": 3, "cap": 99}, {"int_bits": 0, "frac_bits": 0},
+                {"int_bits": True, "frac_bits": 1}):
+        with pytest.raises(UserError, match="the plan's bits for site b"):
+            check_plan({**good, "site_bits": {**good["site_bits"], "b": bad}}, ["a", "b"], "x")
+    with pytest.raises(UserError, match="names no ANN file"):
+        check_plan({**good, "source": {}}, ["a", "b"], "x")
 
 
 @pytest.fixture(scope="module")

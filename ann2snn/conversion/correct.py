@@ -127,8 +127,9 @@ def correct_snn(snn: nn.Module, images: torch.Tensor, mode: str, T_cal: int = DE
             and on its device (never test images).
         mode: ``bias`` | ``potential`` | ``bias+potential`` (``none`` returns at once).
         T_cal: the correction length in time steps.
-        group: images per time-chunked pass (default: all N in one); memory grows with
-            ``group × T_cal``.
+        group: images per time-chunked pass; memory grows with ``group × T_cal``. Default: all N in one
+            pass when that fits in a quarter of the memory available (:func:`auto_group`), else the largest
+            group that does.
 
     Returns:
         ``{"mode", "T_cal", "images", "sites": [{"site", "error_before", "error_after"}]}``, the errors being
@@ -143,10 +144,12 @@ def correct_snn(snn: nn.Module, images: torch.Tensor, mode: str, T_cal: int = DE
     report = {"mode": mode, "T_cal": T_cal, "images": len(images), "sites": []}
     if mode == "none":
         return report
-    group = len(images) if group is None else group
+    group = auto_group(snn, images, T_cal) if group is None else group
+    report["group"] = group
     snn.eval()
     order = _site_order(snn, images)
     stateful = stateful_of(snn)
+    chunks = [m.time_chunk for m in stateful]  # the caller's, restored at the end
     seen = 0
     errors: dict[str, dict] = {}
     for start in range(0, len(images), group):
@@ -164,12 +167,48 @@ def correct_snn(snn: nn.Module, images: torch.Tensor, mode: str, T_cal: int = DE
         finally:
             for h in handles:
                 h.remove()
-            for m in stateful:
-                m.time_chunk = 1
+            for m, c in zip(stateful, chunks):
+                m.time_chunk = c
             reset_neurons(snn)
         seen += len(x)
     report["sites"] = [{"site": name, **errors[name]} for name, _ in order]
     return report
+
+
+#: live copies of a layer's output per image-step in a correction pass (input, output, v, a dry run's steps)
+GROUP_COPIES = 6
+
+
+@torch.inference_mode()
+def auto_group(snn: nn.Module, images: torch.Tensor, T_cal: int, budget: int | None = None) -> int:
+    """Images per correction pass: all of them when ``N · T_cal · GROUP_COPIES · (bytes of the widest layer
+    output per image)`` fits in ``budget`` (default: a quarter of
+    :func:`ann2snn.plumbing.memory.available_bytes` on the images' device), else the largest group that fits
+    (at least 1)."""
+    from ann2snn.plumbing.memory import available_bytes
+
+    widest = 0
+
+    def hook(_m, _i, out):
+        nonlocal widest
+        if isinstance(out, torch.Tensor):
+            widest = max(widest, out[:1].numel() * out.element_size())
+
+    leaves = [m for m in snn.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    set_mode(snn, "ann")
+    try:
+        snn(images[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if budget is None:
+        free = available_bytes(images.device)
+        if free is None:
+            return len(images)
+        budget = free // 4
+    per_image = max(1, T_cal * GROUP_COPIES * widest)
+    return int(max(1, min(len(images), budget // per_image)))
 
 
 def _corrector(name: str, target: torch.Tensor, mode: str, T_cal: int, weight: float, errors: dict):

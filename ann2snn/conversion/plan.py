@@ -212,7 +212,9 @@ def make_plan(snn: nn.Module, holdout: list, max_drop: float, T_max: int, sens_i
         if progress:
             progress(f"T={T}: {len(chain) - 1} moves, the cheapest within {max_drop} points: {good['accuracy']:.2f} % "
                      f"at {good['energy_uj']:.4g} µJ per image")
-    apply_site_bits(snn, richest)
+    apply_site_bits(snn, richest)  # the network as it came: every site at the richest bits (prepared again)
+    if prepare is not None:
+        prepare(snn)
     for measure in (full, sens):
         if measure.counter is not None:
             measure.counter.remove()
@@ -250,7 +252,22 @@ def check_plan(plan: dict, sites: list[str], ann_sha256: str | None = None) -> d
                         + (f"sites it names that this network lacks: {', '.join(extra[:5])}" if extra else "")
                         + ("; " if extra and missing else "")
                         + (f"sites of this network it lacks: {', '.join(missing[:5])}" if missing else ""))
+    for site, bits in plan["site_bits"].items():
+        try:
+            if not isinstance(bits, dict) or any(isinstance(bits[k], bool) or not isinstance(bits[k], int)
+                                                 for k in ("int_bits", "frac_bits")):
+                raise UserError("not whole numbers")
+            from ann2snn.ann.quantizer import check_bits
+
+            check_bits(bits["int_bits"], bits["frac_bits"])
+            resolve_cap(bits.get("cap"), bits["int_bits"], bits["frac_bits"])
+        except (KeyError, UserError):
+            raise UserError(f"the plan's bits for site {site} are not int_bits, frac_bits and cap within range "
+                            f"({bits!r}): make the plan again with `ann2snn plan`") from None
     want = (plan.get("source") or {}).get("sha256")
-    if ann_sha256 and want and want != ann_sha256:
+    if ann_sha256 and not want:
+        raise UserError("the plan names no ANN file (no source SHA-256), so it cannot be checked against this one: "
+                        "make it again with `ann2snn plan`")
+    if ann_sha256 and want != ann_sha256:
         raise UserError("the plan was made for another ANN file (its SHA-256 differs): make it again for this one")
     return plan

@@ -89,13 +89,15 @@ def exact_at_T1(ann_config: dict, settings: dict) -> bool:
     """Whether one step of the conversion ``settings`` (from :func:`neuron_settings`, with calibrated
     ``thresholds`` if any) computes exactly the source ANN of ``ann_config`` (docs/design.md §3.4–§3.5).
 
-    True for θ = λ (no calibrated thresholds), ``v_0 = q/2`` (``half-lsb``, or ``half-threshold``
+    True for θ = λ (no calibrated thresholds, no correction, one setting for every site), ``v_0 = q/2`` (``half-lsb``, or ``half-threshold``
     when n = 0, where θ/2 = q/2), and either a matched(m+n) ANN with an MBIF(m, n) neuron at its
     full count, or a QCFS(L) ANN with L = 2^n and the count capped at K = L. The neuron and the
     activation then call the same quantizer, so the logits at T = 1 equal the ANN's in the same
     arithmetic (dtype, memory layout, batch). ReLU ANNs: never.
     """
     if settings.get("thresholds") or settings.get("site_bits"):
+        return False
+    if (settings.get("correct") or {}).get("mode", "none") != "none":  # a correction changes the SNN, not the ANN
         return False
     m, n = settings["int_bits"], settings["frac_bits"]
     k = settings.get("cap") or max_count(m, n)
@@ -209,15 +211,26 @@ def correct_settings(snn: nn.Module, ann_config: dict, settings: dict, mode: str
 
 
 def correction_buffers(snn: nn.Module, settings: dict, state: dict) -> None:
-    """Give every neuron of a rebuilt ``snn`` the correction buffers that ``settings["correct"]`` says it
-    has, shaped as in ``state``, so that a strict load fills them (a missing one is then reported)."""
+    """Give every neuron of a rebuilt ``snn`` the correction buffers it needs, shaped as in ``state``, so that a
+    strict load fills them: those ``settings["correct"]`` names (a missing one is then reported by the load),
+    and any that ``state`` holds (a network corrected with :func:`ann2snn.conversion.correct.correct_snn`
+    after conversion)."""
     mode = (settings.get("correct") or {}).get("mode", "none")
     kinds = [k for k, part in (("bias_current", "bias"), ("v_offset", "potential")) if part in mode.split("+")]
     for name, m in snn.named_modules():
         if isinstance(m, MultiBitIF):
-            for kind in kinds:
+            for kind in ("bias_current", "v_offset"):
                 like = state.get(f"{name}.{kind}")
-                setattr(m, kind, torch.zeros_like(like) if like is not None else torch.zeros(1))
+                if like is not None or kind in kinds:
+                    setattr(m, kind, torch.zeros_like(like) if like is not None else torch.zeros(1))
+
+
+def correction_mode_of(snn: nn.Module) -> str:
+    """``none``, ``bias``, ``potential`` or ``bias+potential``: what the neurons of ``snn`` carry."""
+    neurons = neurons_of(snn)
+    bias = any(m.bias_current is not None for m in neurons)
+    potential = any(m.v_offset is not None for m in neurons)
+    return "+".join(k for k, on in (("bias", bias), ("potential", potential)) if on) or "none"
 
 
 def convert_checkpoint(ann_path, settings_args: dict, out_path: str, calibration: dict | None = None,
@@ -304,6 +317,9 @@ def save_snn(snn: nn.Module, path: str) -> dict:
                 "v_init": v_inits.pop(), "cap": k if k < max_count(m, n) else None}
     if len(set(bits.values())) > 1:  # per-site bits (a plan): each site's own
         settings["site_bits"] = site_bits_of(snn)
+    carried = correction_mode_of(snn)  # what the neurons carry, however they were corrected
+    if carried != (settings.get("correct") or {}).get("mode", "none"):
+        settings["correct"] = {"mode": carried, "note": "corrected after convert_model (its report is not kept)"}
     out = {"kind": "snn", "format": FORMAT, "conversion": settings,
            "config": {"arch": USER_MODEL, "model_class": conversion.get("model_class")},
            "model_state": snn.state_dict()}
