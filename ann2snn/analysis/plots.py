@@ -184,7 +184,7 @@ def plot_energy_vs_accuracy(curves: list[dict], path: str):
 
 def plot_plan_pareto(result: dict, path: str, max_drop: float):
     """Energy per image against held-out accuracy of every configuration a plan measured, its Pareto front,
-    the ANN, the allowed drop and the plan (:func:`ann2snn.conversion.plan.make_plan`'s result)."""
+    the ANN, the allowed drop and the plan (:func:`ann2snn.analysis.plan_search.make_plan`'s result)."""
     fig = _figure(6, 4)
     ax = fig.add_subplot(1, 1, 1)
     pts = result["points"]

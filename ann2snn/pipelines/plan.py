@@ -1,6 +1,6 @@
 """``ann2snn plan``: search per-site bits and T on the held-out split, and write the plan with its
 Pareto front (plan.json, plan_pareto.csv, plan_pareto.png). The search is
-:func:`ann2snn.conversion.plan.make_plan`."""
+:func:`ann2snn.analysis.plan_search.make_plan`."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def run_plan(checkpoint: str, max_drop: float = 0.5, T_max: int = 8, out: str | 
     """
     from ann2snn.ann.build import load_ann
     from ann2snn.conversion.correct import check_correct_mode, check_correct_options
-    from ann2snn.conversion.plan import PLAN_SCHEMA, make_plan, site_options
+    from ann2snn.analysis.plan_search import make_plan
+    from ann2snn.conversion.plan import PLAN_SCHEMA, site_options
     from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings
     from ann2snn.pipelines.sweep import MAX_T
     from ann2snn.plumbing.checkpoint import atomic_write_text, check_output_file, file_sha256, load_checkpoint
@@ -63,9 +64,13 @@ def run_plan(checkpoint: str, max_drop: float = 0.5, T_max: int = 8, out: str | 
         raise UserError(f"`T_max` must be a whole number from 1 to {MAX_T:,} (the sweep's limit), got {T_max!r}")
     check_correct_mode(correct)
     check_correct_options(correct_T, correct_images)
-    for name, value in (("holdout_images", holdout_images), ("sens_images", sens_images)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise UserError(f"`{name}` must be a whole number of images >= 1, got {value!r}")
+    def bad(value) -> bool:
+        return value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
+
+    if bad(holdout_images):
+        raise UserError(f"`holdout_images` must be a whole number of images >= 1, got {holdout_images!r}")
+    if bad(sens_images):
+        raise UserError(f"`sens_images` must be a whole number of images >= 1, got {sens_images!r}")
     if out is not None:
         check_output_file(out)
     prov = provenance(argv, command=None if argv is not None else f"python: ann2snn.run_plan({checkpoint!r}, ...)")
