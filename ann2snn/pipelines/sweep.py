@@ -1016,7 +1016,8 @@ def run_sweep(checkpoints, T="4,16,64,128", *, neurons=(), v_inits=(), caps=(), 
                            "train_config": cfg, "conversion": conv})
             if d.is_main and echo is not None:
                 corrected = f", {row['correction']}" if row["correction"] != "none" else ""
-                echo(f"{row['network']} {row['activation']} {row['L_or_bits']} → {row['neuron']} ({row['v_init']}"
+                act = row["activation"] if row["L_or_bits"] == "-" else f"{row['activation']} {row['L_or_bits']}"
+                echo(f"{row['network']} {act} → {row['neuron']} ({row['v_init']}"
                      f"{corrected}): "
                      + ", ".join(f"{k} {row[k]}" for k in row if k.startswith("T=")) + f"; ANN {row['ANN']}")
         if not d.is_main:
