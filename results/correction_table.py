@@ -21,7 +21,7 @@ import pandas as pd
 
 def _curves(path: str) -> list[dict]:
     with open(path) as f:
-        return json.load(f)["curves"]
+        return json.load(f)["rows"]  # sweep.json keeps each row with its curve, ops and conversion
 
 
 def _energy(curve: dict, T: int) -> float | None:
