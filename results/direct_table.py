@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
     text = ("Direct training on the full CIFAR-10 training set at a single time step (T = 1): ResNet-20 at width 1, "
             f"{EPOCHS} epochs, seed 0, SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 64, cosine schedule, "
             "crop-flip augmentation; each SNN evaluated on the 10,000 test images at T = 1, 2 and 4 (trained at "
-            "T = 1). Top-1 accuracy in %.\n\n" + df.to_markdown(index=False) +
+            "T = 1). Top-1 accuracy in %; '-' where a row has no such number.\n\n"
+            + df.astype(object).where(df.notna(), "-").to_markdown(index=False) +
             f"\n\nThe seed's Table 4 (MBLIF 2+1 + IC, ResNet-20, its own widths and a longer GPU schedule): "
             f"{SEED_T1['cifar10']} % at T = 1 on CIFAR-10, {SEED_T1['cifar100']} % on CIFAR-100.\n\n"
             f"Written by `python results/direct_table.py {runs} {out}` from the runs of `results/direct_runs.sh`.\n")
