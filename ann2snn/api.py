@@ -99,7 +99,11 @@ def convert_model(model: nn.Module, calibration: Iterable | None = None, neuron:
         from ann2snn.conversion.correct import correct_snn
         from ann2snn.plumbing.splits import first_images
 
-        images = first_images(calibration, correct_images).to(model_dtype(snn))
+        try:
+            images = first_images(calibration, correct_images).to(model_dtype(snn))
+        except UserError:
+            raise UserError("calibration= gave no images the second time it was read (for `correct`): pass a list "
+                            "of batches, not a one-shot generator") from None
         snn.ann2snn_conversion["correct"] = correct_snn(snn, images, correct, correct_T)
     return snn
 

@@ -170,12 +170,9 @@ def convert_cmd(ctx, checkpoint, arch, weights, num_classes, dataset, neuron, in
         if fixed:
             raise UserError(f"--plan sets the bits and the conversion settings it was made with: drop "
                             f"{', '.join(fixed)}")
-        plan = load_plan(plan_file)
-        from ann2snn.conversion.plan import PLAN_SCHEMA
+        from ann2snn.conversion.plan import check_plan_schema
 
-        if plan.get("schema") != PLAN_SCHEMA:
-            raise UserError(f"{plan_file} has plan schema version {plan.get('schema')!r}; this ann2snn reads "
-                            f"version {PLAN_SCHEMA}: make it again with `ann2snn plan`")
+        plan = check_plan_schema(load_plan(plan_file), plan_file)  # before its settings are read
         conv = plan.get("conversion") or {}
         threshold, calib_batches, v_init = conv.get("threshold", threshold), conv.get("calib_batches", 10), \
             conv.get("v_init", v_init)
@@ -281,7 +278,7 @@ def plan_cmd(ctx, checkpoint, max_drop, T_max, threshold, calib_batches, v_init,
     """Search per-site bits and T for the cheapest SNN (bit-plane energy) within --max-drop points of the ANN,
     on the ANN's held-out images (never the test set); apply it with `convert --plan`."""
     from ann2snn.pipelines.plan import run_plan
-    from ann2snn.pipelines.plan import _bits_summary
+    from ann2snn.conversion.plan import bits_summary
 
     if correct == "none" and any(ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE
                                  for k in ("correct_T", "correct_images")):
@@ -293,13 +290,13 @@ def plan_cmd(ctx, checkpoint, max_drop, T_max, threshold, calib_batches, v_init,
                     argv=(ctx.obj or {}).get("argv", sys.argv[1:]))
     click.echo(f"ANN on {plan['holdout_images']} held-out images: {plan['ann_holdout_accuracy']:.2f} %")
     if plan["feasible"]:
-        click.echo(f"plan: T = {plan['T']}, {_bits_summary(plan['site_bits'])}: {plan['holdout_accuracy']:.2f} % at "
+        click.echo(f"plan: T = {plan['T']}, {bits_summary(plan['site_bits'])}: {plan['holdout_accuracy']:.2f} % at "
                    f"{plan['energy_uj']:.4g} µJ per image (bit-plane)")
     else:
         click.echo(f"no configuration up to T = {T_max} is within {max_drop} points of the ANN")
     click.echo("Pareto front (held-out accuracy, energy):")
     for p in plan["pareto"]:
-        click.echo(f"  T = {p['T']:>3}  {p['accuracy']:6.2f} %  {p['energy_uj']:.4g} µJ  {_bits_summary(p['site_bits'])}")
+        click.echo(f"  T = {p['T']:>3}  {p['accuracy']:6.2f} %  {p['energy_uj']:.4g} µJ  {bits_summary(p['site_bits'])}")
     click.echo(f"search: {plan['simulations']} simulations, {plan['image_steps']:,} image-steps, {plan['seconds']} s; "
                f"wrote {out}")
 

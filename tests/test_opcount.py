@@ -40,8 +40,8 @@ class Toy(nn.Module):
         return self.fc(self.flatten(self.act2(self.conv2(self.act1(self.conv1(x))))))
 
 
-def toy_snn():
-    """MBIF(1+3), θ = 1 (q = 1/8, K = 15), v_0 = 0, with spike counts known by hand:
+def toy_snn(site_bits=None):
+    """``site_bits`` None: MBIF(1+3), θ = 1 (q = 1/8, K = 15), v_0 = 0, with spike counts known by hand:
 
     site act1: channel 0 gets 7/8 at pixels (0,0) and (1,2) (k = 7 each step, popcount 3), 0
     elsewhere; channel 1 gets 1/16 everywhere (k = 0, 1, 0, 1, ...).
@@ -55,7 +55,7 @@ def toy_snn():
         model.conv1.bias.copy_(torch.tensor([0.0, 1 / 16]))
         model.conv2.weight.zero_()
         model.conv2.bias.copy_(torch.tensor([0.0, 15 / 8, 1.0]))
-    snn = convert(model, torch.zeros(1, 1, 4, 4), 1, 3, "zero")
+    snn = convert(model, torch.zeros(1, 1, 4, 4), 1, 3, "zero", site_bits=site_bits)
     x = torch.zeros(2, 1, 4, 4)
     x[:, 0, 0, 0] = 1.0  # corner
     x[:, 0, 1, 2] = 1.0  # interior

@@ -5,25 +5,16 @@ import torch
 
 import ann2snn
 from ann2snn.analysis.opcount import OpCounter
-from ann2snn.conversion.convert import convert
 from ann2snn.conversion.neurons import MultiBitIF
 from ann2snn.conversion.simulate import simulate_snn
 from ann2snn.plumbing.errors import UserError
-from test_opcount import Toy
+from test_opcount import toy_snn
 
 
 def _toy(site_bits):
-    model = Toy().eval()
-    with torch.no_grad():
-        model.conv1.weight.zero_()
-        model.conv1.weight[0, 0, 1, 1] = 7 / 8
-        model.conv1.bias.copy_(torch.tensor([0.0, 1 / 16]))
-        model.conv2.weight.zero_()
-        model.conv2.bias.copy_(torch.tensor([0.0, 15 / 8, 1.0]))
-    x = torch.zeros(2, 1, 4, 4)
-    x[:, 0, 0, 0] = 1.0  # corner
-    x[:, 0, 1, 2] = 1.0  # interior
-    return model, convert(model, torch.zeros(1, 1, 4, 4), 1, 3, "zero", site_bits=site_bits), x
+    """test_opcount's two-layer toy (its inputs and weights known by hand), with ``site_bits``."""
+    snn, x = toy_snn(site_bits)
+    return None, snn, x
 
 
 def test_per_site_bits_count_operations_per_site_by_hand():

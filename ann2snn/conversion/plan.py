@@ -59,6 +59,25 @@ def site_options() -> list[dict]:
     return out
 
 
+def bits_summary(site_bits: dict[str, dict]) -> str:
+    """Each setting of a plan's ``site_bits`` and its number of sites, most common first, e.g.
+    ``'1+3 ×9, 1+2 K=4 ×6'``."""
+    from collections import Counter
+
+    kinds = Counter(f"{b['int_bits']}+{b['frac_bits']}" + (f" K={b['cap']}" if b.get("cap") else "")
+                    for b in site_bits.values())
+    return ", ".join(f"{k} ×{c}" for k, c in kinds.most_common())
+
+
+def check_plan_schema(plan, source: str = "the plan file") -> dict:
+    """``plan`` if it is a dict of this :data:`PLAN_SCHEMA` version; UserError otherwise."""
+    got = plan.get("schema") if isinstance(plan, dict) else None
+    if got != PLAN_SCHEMA:
+        raise UserError(f"{source} has plan schema version {got!r}; this ann2snn reads version {PLAN_SCHEMA}: make "
+                        "it again with `ann2snn plan`")
+    return plan
+
+
 def _k(option: dict) -> int:
     return option["cap"] or resolve_cap("full", option["int_bits"], option["frac_bits"])
 
@@ -91,10 +110,7 @@ def pareto_front(points: list[dict]) -> list[dict]:
 def check_plan(plan: dict, sites: list[str], ann_sha256: str | None = None) -> dict:
     """Raise UserError unless ``plan`` (a plan file's contents) has this schema version and names exactly
     ``sites`` (and, where both are known, was made for the ANN file of ``ann_sha256``); returns it."""
-    if not isinstance(plan, dict) or plan.get("schema") != PLAN_SCHEMA:
-        got = plan.get("schema") if isinstance(plan, dict) else None
-        raise UserError(f"the plan file has schema version {got!r}; this ann2snn reads version {PLAN_SCHEMA}: make it "
-                        "again with `ann2snn plan`")
+    check_plan_schema(plan)
     if not plan.get("site_bits"):
         raise UserError("the plan found no configuration within its `max_drop`: it has no bits to apply")
     planned = set(plan["site_bits"])

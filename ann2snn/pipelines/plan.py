@@ -50,7 +50,7 @@ def run_plan(checkpoint: str, max_drop: float = 0.5, T_max: int = 8, out: str | 
     from ann2snn.ann.build import load_ann
     from ann2snn.conversion.correct import check_correct_mode, check_correct_options
     from ann2snn.analysis.plan_search import make_plan
-    from ann2snn.conversion.plan import PLAN_SCHEMA, site_options
+    from ann2snn.conversion.plan import PLAN_SCHEMA, bits_summary, site_options
     from ann2snn.conversion.snn import calibrate_settings, convert_ann, neuron_settings
     from ann2snn.pipelines.sweep import MAX_T
     from ann2snn.plumbing.checkpoint import atomic_write_text, check_output_file, file_sha256, load_checkpoint
@@ -98,11 +98,13 @@ def run_plan(checkpoint: str, max_drop: float = 0.5, T_max: int = 8, out: str | 
 
         images = first_images(train_eval_batches(config, data_dir, download, skip_md5), correct_images)
 
-        def prepare(net):
+        def correct_again(net):  # after each change of bits: the corrections of the new bits
             for m in net.modules():
                 if isinstance(m, MultiBitIF):
                     m.bias_current = m.v_offset = None
             correct_snn(net, images, correct, correct_T)
+
+        prepare = correct_again
 
     result = make_plan(snn, holdout, max_drop, T_max, sens_images, input_shape=tuple(holdout[0][0].shape[1:]),
                        prepare=prepare, progress=echo)
@@ -117,7 +119,7 @@ def run_plan(checkpoint: str, max_drop: float = 0.5, T_max: int = 8, out: str | 
     if out is not None:
         csv, png = _paths(out)
         front = pd.DataFrame([{"T": p["T"], "accuracy": round(p["accuracy"], 2), "energy_uj": p["energy_uj"],
-                               "bits": _bits_summary(p["site_bits"])} for p in result["pareto"]])
+                               "bits": bits_summary(p["site_bits"])} for p in result["pareto"]])
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         atomic_write_text(csv, front.to_csv(index=False))
         if plots:
@@ -126,14 +128,6 @@ def run_plan(checkpoint: str, max_drop: float = 0.5, T_max: int = 8, out: str | 
             plot_plan_pareto(result, png, max_drop)
         atomic_write_text(out, json.dumps(plan, indent=1))
     return plan
-
-
-def _bits_summary(site_bits: dict) -> str:
-    from collections import Counter
-
-    kinds = Counter(f"{b['int_bits']}+{b['frac_bits']}" + (f" K={b['cap']}" if b.get("cap") else "")
-                    for b in site_bits.values())
-    return ", ".join(f"{k} ×{c}" for k, c in kinds.most_common())
 
 
 def load_plan(path: str) -> dict:

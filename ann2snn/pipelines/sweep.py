@@ -127,11 +127,9 @@ def describe_converted_neuron(conv: dict) -> str:
     """'IF', 'MBIF 1+3', or 'MBIF 1+3 K=8' when the per-step count is capped; with per-site bits (a plan),
     each setting and its number of sites, e.g. 'per site: 1+3 ×9, 1+2 K=4 ×6'."""
     if conv.get("site_bits"):
-        from collections import Counter
+        from ann2snn.conversion.plan import bits_summary
 
-        kinds = Counter(f"{b['int_bits']}+{b['frac_bits']}" + (f" K={b['cap']}" if b.get("cap") else "")
-                        for b in conv["site_bits"].values())
-        return "per site: " + ", ".join(f"{k} ×{c}" for k, c in kinds.most_common())
+        return "per site: " + bits_summary(conv["site_bits"])
     if (conv["int_bits"], conv["frac_bits"]) == (1, 0):
         return "IF"
     cap = f" K={conv['cap']}" if conv.get("cap") else ""
